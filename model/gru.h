@@ -1,0 +1,121 @@
+/* gru.h - the GRU sentiment classifier: model loading and the batched forward pass.
+ *
+ * A model directory holds config.json, model.safetensors and vocab.txt (format: README.md,
+ * "Model format"). The weights are the state_dict() of
+ *     embedding = nn.Embedding(V, E, padding_idx=0)
+ *     gru = nn.GRU(E, H, num_layers=L, batch_first=True, bidirectional=B)
+ *     fc = nn.Linear(H * (2 if B else 1), C)
+ * and the forward pass follows PyTorch nn.GRU exactly (gate order r, z, n):
+ *     r = sigmoid(W_ir x + b_ir + W_hr h + b_hr)
+ *     z = sigmoid(W_iz x + b_iz + W_hz h + b_hz)
+ *     n = tanh(W_in x + b_in + r * (W_hn h + b_hn))
+ *     h' = (1 - z) * n + z * h
+ * The head is softmax(fc(h_T)) with h_T the last layer's final state (bidirectional: forward
+ * final state, then backward final state).
+ *
+ * Threads: a model is read-only after gru_model_load() and shared by all threads; each thread
+ * that runs forward passes owns one gru_ctx_t (its scratch memory).
+ *
+ * Usage:
+ *     gru_model_t *m; char err[512];
+ *     if (gru_model_load(&m, "models/sst2-en", err, sizeof err) < 0) { puts(err); ... }
+ *     gru_ctx_t *ctx; gru_ctx_new(&ctx, m);
+ *     gru_input_t in = { ids, n_ids };
+ *     float probs[GRU_MAX_LABELS];
+ *     gru_output_t out = { probs, NULL, NULL };
+ *     gru_forward_batch(ctx, &in, &out, 1, GRU_GATES_NONE);
+ *     gru_ctx_free(ctx); gru_model_free(m);
+ */
+#ifndef GRU_H
+#define GRU_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tok.h"
+
+/* ---- constants ---- */
+#define GRU_MAX_LABELS 16
+#define GRU_MAX_LAYERS 8
+#define GRU_MAX_HIDDEN 4096
+#define GRU_MAX_LABEL_LEN 64
+
+/* ---- types ---- */
+typedef enum { GRU_GATES_NONE = 0, GRU_GATES_SUMMARY = 1, GRU_GATES_FULL = 2 } gru_gates_mode_t;
+
+/* Gate kinds in a gates buffer (full mode has all four, summary mode the first two). */
+enum { GRU_GATE_RESET = 0, GRU_GATE_UPDATE = 1, GRU_GATE_CANDIDATE = 2, GRU_GATE_HIDDEN = 3 };
+
+/* The parsed config.json. Read-only; borrowed from the model. */
+typedef struct {
+    char name[128];            /* the model directory's base name, e.g. "sst2-en" */
+    int vocab_size;            /* V */
+    int embedding_dim;         /* E */
+    int hidden_size;           /* H */
+    int num_layers;            /* L */
+    int bidirectional;         /* 0 or 1; directions D = 1 + bidirectional */
+    int num_labels;            /* C */
+    char labels[GRU_MAX_LABELS][GRU_MAX_LABEL_LEN];
+    tok_config_t tokenizer;
+    size_t num_params;         /* total float parameters */
+} gru_config_t;
+
+typedef struct gru_model gru_model_t; /* opaque; read-only after load */
+typedef struct gru_ctx gru_ctx_t;     /* opaque; per-thread scratch memory */
+
+/* One text to classify. ids are borrowed for the duration of the call; every id must be in
+ * [0, V). len may be 0 (the head then sees the zero state). */
+typedef struct {
+    const int32_t *ids; /* (len) */
+    size_t len;
+} gru_input_t;
+
+/* Where the results of one text go: caller-owned buffers.
+ * probs      (C) floats, required.
+ * gates      NULL, or gru_gates_floats(cfg, mode, len) floats. Layout, with D directions and
+ *            K = 4 kinds (full) or 2 (summary), per-token arrays in text order for both
+ *            directions:
+ *              full:    gates[(((l * D + d) * 4 + k) * len + t) * H + j]
+ *              summary: gates[((l * D + d) * 2 + k) * len + t]   (mean over the H units)
+ * trajectory NULL, or len * C floats: softmax(fc(h_t)) for each prefix t (unidirectional
+ *            models only; ignored for bidirectional ones). */
+typedef struct {
+    float *probs;
+    float *gates;
+    float *trajectory;
+} gru_output_t;
+
+/* ---- prototypes ---- */
+
+/* Loads and validates a model directory. Nothing is returned unless everything checks: the
+ * config, every tensor's dtype, shape, and byte range, and the vocabulary size.
+ * Returns 0 and a new model in *out (free with gru_model_free), or a negative errno with a
+ * message in err that names the file and, where it applies, the tensor. */
+int gru_model_load(gru_model_t **out, const char *dir, char *err, size_t errlen);
+void gru_model_free(gru_model_t *m); /* accepts NULL */
+
+const gru_config_t *gru_model_config(const gru_model_t *m); /* borrowed */
+const tok_vocab_t *gru_model_vocab(const gru_model_t *m);   /* borrowed */
+
+/* Floats needed by a gates buffer for one text of len tokens (0 for GRU_GATES_NONE). */
+size_t gru_gates_floats(const gru_config_t *cfg, gru_gates_mode_t mode, size_t len);
+
+/* Scratch memory for forward passes on one thread at a time. It grows to the largest batch
+ * seen. Returns 0 or -ENOMEM. */
+int gru_ctx_new(gru_ctx_t **out, const gru_model_t *m);
+void gru_ctx_free(gru_ctx_t *ctx); /* accepts NULL */
+
+/* Runs n texts through the model in one batched pass and writes out[i] for each in[i].
+ * A text's results do not depend on the other texts in the batch (beyond float rounding
+ * in the BLAS kernels, < 1e-6). Gates are computed only when mode is not GRU_GATES_NONE and
+ * written for the texts whose out[i].gates is not NULL.
+ * Returns 0; -EINVAL for bad arguments (ctx made for another model, id out of range: nothing
+ * is written); -ENOMEM when scratch memory cannot grow. */
+int gru_forward_batch(gru_ctx_t *ctx, const gru_input_t *in, gru_output_t *out, size_t n,
+                      gru_gates_mode_t mode);
+
+/* Name of a gates mode ("none", "summary", "full"), and the reverse (-EINVAL if unknown). */
+const char *gru_gates_mode_name(gru_gates_mode_t mode);
+int gru_gates_mode_parse(const char *s, gru_gates_mode_t *out);
+
+#endif /* GRU_H */
