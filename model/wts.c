@@ -1,0 +1,232 @@
+/* wts.c - safetensors reader: mmap, parse the JSON header with jansson, validate everything.
+ *
+ * Layout of a safetensors file: u64 little-endian N, N bytes of JSON header
+ * {"name": {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]}, ...,
+ *  "__metadata__": {...}}, then the data section; offsets are relative to its start.
+ */
+#include "wts.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+struct wts_file {
+    void *map;
+    size_t map_len;
+    wts_tensor_t *tensors;
+    size_t n;
+    float *copy; /* aligned copies when the file's data is misaligned (else NULL) */
+};
+
+static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int fail(char *err, size_t errlen, int code, const char *fmt, ...) {
+    if (err && errlen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, errlen, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+void wts_close(wts_file_t *f) {
+    if (!f) return;
+    if (f->map && f->map != MAP_FAILED) munmap(f->map, f->map_len);
+    free(f->tensors);
+    free(f->copy);
+    free(f);
+}
+
+size_t wts_count(const wts_file_t *f) { return f->n; }
+const wts_tensor_t *wts_at(const wts_file_t *f, size_t i) { return i < f->n ? &f->tensors[i] : NULL; }
+
+const wts_tensor_t *wts_find(const wts_file_t *f, const char *name) {
+    for (size_t i = 0; i < f->n; i++)
+        if (strcmp(f->tensors[i].name, name) == 0) return &f->tensors[i];
+    return NULL;
+}
+
+/* A JSON integer in [0, max], or -1. */
+static int64_t json_uint(const json_t *v, int64_t max) {
+    if (!json_is_integer(v)) return -1;
+    json_int_t x = json_integer_value(v);
+    return (x < 0 || x > max) ? -1 : (int64_t)x;
+}
+
+typedef struct { size_t begin, end, idx; } span_t;
+
+static int span_cmp(const void *a, const void *b) {
+    const span_t *x = a, *y = b;
+    return (x->begin > y->begin) - (x->begin < y->begin);
+}
+
+/* Fills one tensor from its header entry. data_len: size of the data section. */
+static int parse_tensor(wts_tensor_t *t, span_t *sp, const char *key, json_t *info, size_t data_len,
+                        const char *path, char *err, size_t errlen) {
+    if (strlen(key) >= WTS_MAX_NAME)
+        return fail(err, errlen, -EPROTO, "%s: tensor name too long: %.40s...", path, key);
+    strcpy(t->name, key);
+    if (!json_is_object(info))
+        return fail(err, errlen, -EPROTO, "%s: tensor %s: header entry is not an object", path, key);
+    const char *dtype = json_string_value(json_object_get(info, "dtype"));
+    if (!dtype) return fail(err, errlen, -EPROTO, "%s: tensor %s: missing dtype", path, key);
+    if (strcmp(dtype, "F32") != 0)
+        return fail(err, errlen, -EPROTO, "%s: tensor %s: dtype %s, expected F32", path, key, dtype);
+    json_t *shape = json_object_get(info, "shape");
+    if (!json_is_array(shape) || json_array_size(shape) > WTS_MAX_DIMS)
+        return fail(err, errlen, -EPROTO, "%s: tensor %s: shape must be a list of at most %d ints",
+                    path, key, WTS_MAX_DIMS);
+    t->ndim = (int)json_array_size(shape);
+    size_t count = 1;
+    for (int d = 0; d < t->ndim; d++) {
+        int64_t dim = json_uint(json_array_get(shape, (size_t)d), INT32_MAX);
+        if (dim < 0)
+            return fail(err, errlen, -EPROTO, "%s: tensor %s: shape[%d] is not a valid size", path, key, d);
+        t->shape[d] = dim;
+        if (dim && count > SIZE_MAX / 4 / (size_t)dim)
+            return fail(err, errlen, -EPROTO, "%s: tensor %s: shape too large", path, key);
+        count *= (size_t)dim;
+    }
+    json_t *offs = json_object_get(info, "data_offsets");
+    if (!json_is_array(offs) || json_array_size(offs) != 2)
+        return fail(err, errlen, -EPROTO, "%s: tensor %s: data_offsets must be [begin, end]", path, key);
+    int64_t b = json_uint(json_array_get(offs, 0), INT64_MAX);
+    int64_t e = json_uint(json_array_get(offs, 1), INT64_MAX);
+    if (b < 0 || e < 0 || e < b)
+        return fail(err, errlen, -EPROTO, "%s: tensor %s: bad data_offsets", path, key);
+    if ((uint64_t)e > data_len)
+        return fail(err, errlen, -EPROTO,
+                    "%s: tensor %s: data_offsets [%lld, %lld] past the end of the data (%zu bytes; truncated file?)",
+                    path, key, (long long)b, (long long)e, data_len);
+    if ((uint64_t)(e - b) != count * 4)
+        return fail(err, errlen, -EPROTO, "%s: tensor %s: %lld bytes for a shape of %zu floats", path,
+                    key, (long long)(e - b), count);
+    t->count = count;
+    sp->begin = (size_t)b;
+    sp->end = (size_t)e;
+    return 0;
+}
+
+int wts_open(wts_file_t **out, const char *path, char *err, size_t errlen) {
+    *out = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return fail(err, errlen, -errno, "%s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        int e = -errno;
+        close(fd);
+        return fail(err, errlen, e, "%s: %s", path, strerror(-e));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return fail(err, errlen, -EINVAL, "%s: not a regular file", path);
+    }
+    size_t len = (size_t)st.st_size;
+    if (len < 8) {
+        close(fd);
+        return fail(err, errlen, -EPROTO, "%s: %zu bytes, too short for a safetensors file", path, len);
+    }
+    wts_file_t *f = calloc(1, sizeof *f);
+    if (!f) {
+        close(fd);
+        return fail(err, errlen, -ENOMEM, "%s: out of memory", path);
+    }
+    f->map_len = len;
+    f->map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (f->map == MAP_FAILED) {
+        int e = -errno;
+        wts_close(f);
+        return fail(err, errlen, e, "%s: mmap: %s", path, strerror(-e));
+    }
+    const unsigned char *p = f->map;
+    uint64_t hlen = 0;
+    for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | p[i];
+    int rc;
+    json_t *root = NULL;
+    span_t *spans = NULL;
+    if (hlen > WTS_MAX_HEADER || hlen > len - 8) {
+        rc = fail(err, errlen, -EPROTO, "%s: header length %llu does not fit in the file (%zu bytes)",
+                  path, (unsigned long long)hlen, len);
+        goto out;
+    }
+    json_error_t jerr;
+    root = json_loadb((const char *)p + 8, (size_t)hlen, JSON_REJECT_DUPLICATES, &jerr);
+    if (!root || !json_is_object(root)) {
+        rc = fail(err, errlen, -EPROTO, "%s: header is not a JSON object: %s (line %d, column %d)", path,
+                  root ? "not an object" : jerr.text, jerr.line, jerr.column);
+        goto out;
+    }
+    size_t data_off = 8 + (size_t)hlen, data_len = len - data_off;
+    size_t n = json_object_size(root);
+    f->tensors = calloc(n ? n : 1, sizeof *f->tensors);
+    spans = calloc(n ? n : 1, sizeof *spans);
+    if (!f->tensors || !spans) {
+        rc = fail(err, errlen, -ENOMEM, "%s: out of memory", path);
+        goto out;
+    }
+    const char *key;
+    json_t *val;
+    json_object_foreach(root, key, val) {
+        if (strcmp(key, "__metadata__") == 0) continue;
+        rc = parse_tensor(&f->tensors[f->n], &spans[f->n], key, val, data_len, path, err, errlen);
+        if (rc < 0) goto out;
+        spans[f->n].idx = f->n;
+        f->n++;
+    }
+    /* No two tensors may share bytes (empty tensors share nothing). */
+    qsort(spans, f->n, sizeof *spans, span_cmp);
+    for (size_t i = 1; i < f->n; i++) {
+        if (spans[i].begin < spans[i - 1].end && spans[i].end > spans[i].begin) {
+            rc = fail(err, errlen, -EPROTO, "%s: tensors %s and %s overlap", path,
+                      f->tensors[spans[i - 1].idx].name, f->tensors[spans[i].idx].name);
+            goto out;
+        }
+    }
+    /* Point the tensors into the map; copy them all when any is misaligned for float. */
+    int aligned = 1;
+    size_t total = 0;
+    for (size_t i = 0; i < f->n; i++) {
+        if ((data_off + spans[i].begin) % sizeof(float)) aligned = 0;
+        total += f->tensors[spans[i].idx].count;
+    }
+    float *dst = NULL;
+    if (!aligned) {
+        f->copy = malloc((total ? total : 1) * sizeof(float));
+        if (!f->copy) {
+            rc = fail(err, errlen, -ENOMEM, "%s: out of memory", path);
+            goto out;
+        }
+        dst = f->copy;
+    }
+    for (size_t i = 0; i < f->n; i++) {
+        wts_tensor_t *t = &f->tensors[spans[i].idx];
+        const unsigned char *src = p + data_off + spans[i].begin;
+        if (aligned) {
+            t->data = (const float *)(const void *)src;
+        } else {
+            memcpy(dst, src, t->count * sizeof(float));
+            t->data = dst;
+            dst += t->count;
+        }
+    }
+    rc = 0;
+out:
+    free(spans);
+    json_decref(root);
+    if (rc < 0) {
+        wts_close(f);
+        return rc;
+    }
+    *out = f;
+    return 0;
+}
