@@ -48,7 +48,14 @@ struct gru_model {
     gru_dir_weights_t layers[GRU_MAX_LAYERS][2];     /* [layer][direction] */
     const float *fc_w;                               /* (C, D*H) */
     const float *fc_b;                               /* (C) */
+    float *owned;                                    /* weights of a random model, or NULL */
+    /* Layer 0's input projection of every vocabulary entry, embedding[v] W_ih^T + b_ih, per
+     * direction: (V, 3H). A token's projection is then a row lookup, not a matrix product.
+     * NULL when the table would exceed GRU_PROJ_TABLE_MAX_BYTES (then it is computed per batch). */
+    float *proj0[2];
 };
+
+#define GRU_PROJ_TABLE_MAX_BYTES ((size_t)256 << 20)
 
 static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -69,6 +76,9 @@ void gru_model_free(gru_model_t *m) {
     if (!m) return;
     tok_vocab_free(m->vocab);
     wts_close(m->wts);
+    free(m->owned);
+    free(m->proj0[0]);
+    free(m->proj0[1]);
     free(m);
 }
 
@@ -97,6 +107,17 @@ size_t gru_gates_floats(const gru_config_t *cfg, gru_gates_mode_t mode, size_t l
     case GRU_GATES_FULL: return ld * 4 * len * (size_t)cfg->hidden_size;
     default: return 0;
     }
+}
+
+static int precompute_proj0(gru_model_t *m);
+
+/* Counts the parameters of the shape in c. */
+static size_t count_params(const gru_config_t *c) {
+    const size_t V = (size_t)c->vocab_size, E = (size_t)c->embedding_dim, H = (size_t)c->hidden_size;
+    const size_t D = 1 + (size_t)c->bidirectional, C = (size_t)c->num_labels;
+    size_t n = V * E + C * D * H + C;
+    for (int l = 0; l < c->num_layers; l++) n += D * (3 * H * (l == 0 ? E : D * H) + 3 * H * H + 6 * H);
+    return n;
 }
 
 /* An integer config key in [lo, hi]. */
@@ -276,9 +297,11 @@ int gru_model_load(gru_model_t **out, const char *dir, char *err, size_t errlen)
             }
         }
     }
-    c->num_params = (size_t)V * E + (size_t)C * D * H + C;
-    for (int l = 0; l < L; l++)
-        c->num_params += (size_t)D * ((size_t)3 * H * (l == 0 ? E : D * H) + (size_t)3 * H * H + 6 * (size_t)H);
+    c->num_params = count_params(c);
+    if ((rc = precompute_proj0(m)) < 0) {
+        fail(err, errlen, rc, "%s: out of memory for the input projection table", dir);
+        goto bad;
+    }
     *out = m;
     return 0;
 bad:
@@ -286,32 +309,113 @@ bad:
     return rc;
 }
 
+int gru_model_new_random(gru_model_t **out, const gru_config_t *cfg, uint64_t seed) {
+    *out = NULL;
+    if (cfg->vocab_size < 2 || cfg->embedding_dim < 1 || cfg->hidden_size < 1 ||
+        cfg->hidden_size > GRU_MAX_HIDDEN || cfg->num_layers < 1 || cfg->num_layers > GRU_MAX_LAYERS ||
+        cfg->num_labels < 2 || cfg->num_labels > GRU_MAX_LABELS)
+        return -EINVAL;
+    gru_model_t *m = calloc(1, sizeof *m);
+    if (!m) return -ENOMEM;
+    m->cfg = *cfg;
+    m->vocab = NULL;
+    gru_config_t *c = &m->cfg;
+    c->num_params = count_params(c);
+    if (!(m->owned = malloc(c->num_params * sizeof(float)))) {
+        free(m);
+        return -ENOMEM;
+    }
+    const float scale = 1.0f / sqrtf((float)c->hidden_size);
+    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
+    for (size_t i = 0; i < c->num_params; i++) { /* xorshift64* */
+        s ^= s >> 12, s ^= s << 25, s ^= s >> 27;
+        float u = (float)((s * 0x2545F4914F6CDD1Dull) >> 40) / (float)(1u << 24); /* [0, 1) */
+        m->owned[i] = (2.0f * u - 1.0f) * scale;
+    }
+    const size_t E = (size_t)c->embedding_dim, H = (size_t)c->hidden_size, D = 1 + (size_t)c->bidirectional;
+    float *p = m->owned;
+    m->embedding = p, p += (size_t)c->vocab_size * E;
+    for (int l = 0; l < c->num_layers; l++)
+        for (size_t d = 0; d < D; d++) {
+            gru_dir_weights_t *w = &m->layers[l][d];
+            w->w_ih = p, p += 3 * H * (l == 0 ? E : D * H);
+            w->w_hh = p, p += 3 * H * H;
+            w->b_ih = p, p += 3 * H;
+            w->b_hh = p, p += 3 * H;
+        }
+    m->fc_w = p, p += (size_t)c->num_labels * D * H;
+    m->fc_b = p;
+    if (precompute_proj0(m) < 0) {
+        gru_model_free(m);
+        return -ENOMEM;
+    }
+    *out = m;
+    return 0;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Kernels */
 
-static inline float sigmoidf(float x) { return 1.0f / (1.0f + expf(-x)); }
+/* exp(x) for the gate nonlinearities: Cephes' expf polynomial (about 1 ulp on the clamped
+ * range), written so that the compiler vectorizes the loops that call it. */
+static inline float gru__expf(float x) {
+    x = x < -87.0f ? -87.0f : x;
+    x = x > 88.0f ? 88.0f : x;
+    /* n = round(x / ln 2), by the 1.5 * 2^23 trick (no libm call, vectorizes). */
+    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    float r = x - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    int32_t e = ((int32_t)n + 127) << 23;
+    float scale;
+    memcpy(&scale, &e, sizeof scale);
+    return p * scale;
+}
+
+static inline float gru__sigmoidf(float x) { return 1.0f / (1.0f + gru__expf(-x)); }
+static inline float gru__tanhf(float x) { return 2.0f / (1.0f + gru__expf(-2.0f * x)) - 1.0f; }
+
+/* Compile the element-wise kernel for AVX-512 and AVX2+FMA too, chosen at run time. */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(GRU_NO_CLONES)
+#define GRU_KERNEL_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define GRU_KERNEL_CLONES
+#endif
+
+/* The GRU update of one text's H units (restrict parameters, so the loop vectorizes).
+ *   x: (3H) input projection of the token with b_ih, g: (3H) recurrent projection without b_hh
+ *   h: (H) state, updated in place; r, z, n: (H) gate values out */
+GRU_KERNEL_CLONES
+static void gru_cell_row(float *restrict h, float *restrict r, float *restrict z, float *restrict n,
+                         const float *restrict x, const float *restrict g, const float *restrict b_hh, int H) {
+    for (int j = 0; j < H; j++) {
+        float rj = gru__sigmoidf(x[j] + g[j] + b_hh[j]);
+        float zj = gru__sigmoidf(x[H + j] + g[H + j] + b_hh[H + j]);
+        float nj = gru__tanhf(x[2 * H + j] + rj * (g[2 * H + j] + b_hh[2 * H + j]));
+        h[j] = (1.0f - zj) * nj + zj * h[j];
+        r[j] = rj;
+        z[j] = zj;
+        n[j] = nj;
+    }
+}
 
 /* One GRU step for b running texts of one direction.
- *   gi[i]: (3H) input projection of text i's current token, without bias
- *   gh:    (b, 3H) recurrent projection h W_hh^T, without bias
+ *   gi[i]: (3H) input projection of text i's current token, with b_ih
+ *   gh:    (b, 3H) recurrent projection h W_hh^T, without b_hh
  *   h:     (b, H) state, updated in place
- *   r_out, z_out, n_out: (b, H) gate values, or NULL (plain path) */
-static void gru_cell_forward(float *h, float *r_out, float *z_out, float *n_out, const float *const *gi,
-                             const float *gh, const float *b_ih, const float *b_hh, int b, int H) {
+ *   rzn:   (3, b, H) scratch that receives the r, z, n gate values */
+static void gru_cell_forward(float *h, float *rzn, const float *const *gi, const float *gh, const float *b_hh,
+                             int b, int H) {
+    const size_t bH = (size_t)b * H;
     for (int i = 0; i < b; i++) {
-        const float *x = gi[i], *g = gh + (size_t)i * 3 * H;
-        float *hi = h + (size_t)i * H;
-        for (int j = 0; j < H; j++) {
-            float r = sigmoidf(x[j] + b_ih[j] + g[j] + b_hh[j]);
-            float z = sigmoidf(x[H + j] + b_ih[H + j] + g[H + j] + b_hh[H + j]);
-            float n = tanhf(x[2 * H + j] + b_ih[2 * H + j] + r * (g[2 * H + j] + b_hh[2 * H + j]));
-            hi[j] = (1.0f - z) * n + z * hi[j];
-            if (r_out) {
-                r_out[(size_t)i * H + j] = r;
-                z_out[(size_t)i * H + j] = z;
-                n_out[(size_t)i * H + j] = n;
-            }
-        }
+        size_t o = (size_t)i * H;
+        gru_cell_row(h + o, rzn + o, rzn + bH + o, rzn + 2 * bH + o, gi[i], gh + (size_t)i * 3 * H, b_hh, H);
     }
 }
 
@@ -326,6 +430,19 @@ static void matmul_forward(float *out, const float *x, const float *w, const flo
     if (bias)
         for (int i = 0; i < M; i++)
             for (int j = 0; j < N; j++) out[(size_t)i * N + j] += bias[j];
+}
+
+/* Fills m->proj0 (see struct gru_model). Returns 0, or -ENOMEM. */
+static int precompute_proj0(gru_model_t *m) {
+    const gru_config_t *c = &m->cfg;
+    const size_t V = (size_t)c->vocab_size, H3 = 3 * (size_t)c->hidden_size;
+    if (V * H3 * sizeof(float) > GRU_PROJ_TABLE_MAX_BYTES || V > INT_MAX) return 0;
+    for (int d = 0; d < 1 + c->bidirectional; d++) {
+        const gru_dir_weights_t *w = &m->layers[0][d];
+        if (!(m->proj0[d] = malloc(V * H3 * sizeof(float)))) return -ENOMEM;
+        matmul_forward(m->proj0[d], m->embedding, w->w_ih, w->b_ih, (int)V, (int)H3, c->embedding_dim);
+    }
+    return 0;
 }
 
 static void softmax(float *p, const float *logits, int C) {
@@ -400,8 +517,12 @@ static int ctx_reserve(gru_ctx_t *ctx, size_t N, size_t B, size_t T) {
     size_t E = (size_t)c->embedding_dim, H = (size_t)c->hidden_size, D = 1 + (size_t)c->bidirectional;
     size_t C = (size_t)c->num_labels;
     if (N > ctx->cap_n) {
-        if (grow((void **)&ctx->x0, N * E, sizeof(float)) || grow((void **)&ctx->y[0], N * D * H, sizeof(float)) ||
-            grow((void **)&ctx->y[1], N * D * H, sizeof(float)) || grow((void **)&ctx->g, N * 3 * H, sizeof(float)))
+        /* With the layer-0 table, x0 is unused and g serves layers above 0 only. */
+        int table = ctx->model->proj0[0] != NULL;
+        if ((!table && grow((void **)&ctx->x0, N * E, sizeof(float))) ||
+            grow((void **)&ctx->y[0], N * D * H, sizeof(float)) ||
+            (c->num_layers > 1 && grow((void **)&ctx->y[1], N * D * H, sizeof(float))) ||
+            ((!table || c->num_layers > 1) && grow((void **)&ctx->g, N * 3 * H, sizeof(float))))
             return -ENOMEM;
         ctx->cap_n = N;
     }
@@ -499,12 +620,14 @@ int gru_forward_batch(gru_ctx_t *ctx, const gru_input_t *in, gru_output_t *out, 
         ctx->offs[t + 1] = ctx->offs[t] + running;
     }
 
-    /* Embedding lookup, (N, E). */
-    for (size_t t = 0; t < T; t++)
-        for (int i = 0; i < ctx->bsz[t]; i++) {
-            int32_t id = in[ctx->rank[i].idx].ids[t];
-            memcpy(ctx->x0 + (ctx->offs[t] + (size_t)i) * E, m->embedding + (size_t)id * E, (size_t)E * sizeof(float));
-        }
+    /* Embedding lookup, (N, E), unless layer 0 reads its projections from the table. */
+    if (!m->proj0[0])
+        for (size_t t = 0; t < T; t++)
+            for (int i = 0; i < ctx->bsz[t]; i++) {
+                int32_t id = in[ctx->rank[i].idx].ids[t];
+                memcpy(ctx->x0 + (ctx->offs[t] + (size_t)i) * E, m->embedding + (size_t)id * E,
+                       (size_t)E * sizeof(float));
+            }
 
     const float *x = ctx->x0;
     int in_dim = E;
@@ -516,18 +639,18 @@ int gru_forward_batch(gru_ctx_t *ctx, const gru_input_t *in, gru_output_t *out, 
             const gru_dir_weights_t *w = &m->layers[l][d];
             float *h = ctx->h + (size_t)d * n * H; /* (B, H) */
             memset(h, 0, n * (size_t)H * sizeof(float));
-            /* (N, In) x (In, 3H): input projection of every token at once. */
-            matmul_forward(ctx->g, x, w->w_ih, NULL, (int)N, 3 * H, in_dim);
+            /* Input projections: rows of the table, or (N, In) x (In, 3H) for all tokens at once. */
+            const float *table = l == 0 ? m->proj0[d] : NULL;
+            if (!table) matmul_forward(ctx->g, x, w->w_ih, w->b_ih, (int)N, 3 * H, in_dim);
             for (size_t s = 0; s < T; s++) {
                 int b = ctx->bsz[s];
                 for (int i = 0; i < b; i++) {
                     size_t t = d ? ctx->rank[i].len - 1 - s : s;
-                    ctx->gi[i] = ctx->g + (ctx->offs[t] + (size_t)i) * 3 * H;
+                    ctx->gi[i] = table ? table + (size_t)in[ctx->rank[i].idx].ids[t] * 3 * H
+                                       : ctx->g + (ctx->offs[t] + (size_t)i) * 3 * H;
                 }
                 matmul_forward(ctx->gh, h, w->w_hh, NULL, b, 3 * H, H); /* (b, 3H) */
-                float *gr = record ? ctx->gates : NULL;
-                gru_cell_forward(h, gr, gr ? gr + (size_t)b * H : NULL, gr ? gr + (size_t)2 * b * H : NULL,
-                                 ctx->gi, ctx->gh, w->b_ih, w->b_hh, b, H);
+                gru_cell_forward(h, ctx->gates, ctx->gi, ctx->gh, w->b_hh, b, H);
                 for (int i = 0; i < b; i++) {
                     size_t t = d ? ctx->rank[i].len - 1 - s : s;
                     memcpy(y + (ctx->offs[t] + (size_t)i) * DH + (size_t)d * H, h + (size_t)i * H,

@@ -94,6 +94,12 @@ typedef struct {
 int gru_model_load(gru_model_t **out, const char *dir, char *err, size_t errlen);
 void gru_model_free(gru_model_t *m); /* accepts NULL */
 
+/* A model with random weights (uniform in +-1/sqrt(H), as PyTorch initializes nn.GRU) for
+ * benchmarks and tests. cfg supplies the shape (vocab_size, embedding_dim, hidden_size,
+ * num_layers, bidirectional, num_labels); it has no vocabulary (gru_model_vocab is NULL).
+ * Returns 0 and *out, -EINVAL for a bad shape, or -ENOMEM. */
+int gru_model_new_random(gru_model_t **out, const gru_config_t *cfg, uint64_t seed);
+
 const gru_config_t *gru_model_config(const gru_model_t *m); /* borrowed */
 const tok_vocab_t *gru_model_vocab(const gru_model_t *m);   /* borrowed */
 
