@@ -1,0 +1,37 @@
+# Makefile - the newcomer's entry points; the build itself is CMake.
+#   make run     install what is missing, build, serve the shipped models on 127.0.0.1:8080
+#   make test    install what is missing, build, run every test (ctest)
+#   make asan    the unit tests under AddressSanitizer + UndefinedBehaviorSanitizer
+BUILD ?= build
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+CTEST_ARGS ?=
+
+.PHONY: all build run test asan deps test-deps clean
+
+all: build
+
+deps:
+	tools/install-deps.sh run
+
+test-deps:
+	tools/install-deps.sh test
+
+build: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake --build $(BUILD) -j$(JOBS)
+
+run: build
+	$(BUILD)/server/gru-serve $(ARGS)
+
+test: test-deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake --build $(BUILD) -j$(JOBS)
+	cd $(BUILD) && ctest --output-on-failure -j$(JOBS) $(CTEST_ARGS)
+
+asan: test-deps
+	cmake -S . -B $(BUILD)-asan -DCMAKE_BUILD_TYPE=Debug -DGRU_SANITIZE=ON
+	cmake --build $(BUILD)-asan -j$(JOBS)
+	cd $(BUILD)-asan && ctest --output-on-failure -j$(JOBS) -L unit $(CTEST_ARGS)
+
+clean:
+	rm -rf $(BUILD) $(BUILD)-asan

@@ -1,0 +1,24 @@
+#!/bin/sh
+# install-deps.sh - install the Debian packages gru-sentiment needs, only when some are missing.
+#   tools/install-deps.sh run    build and run the service
+#   tools/install-deps.sh test   build and run the tests (adds cmocka and the test tools)
+set -eu
+run_pkgs="build-essential cmake pkg-config libopenblas-dev libjansson-dev libmicrohttpd-dev libuv1-dev"
+test_pkgs="$run_pkgs libcmocka-dev python3 curl"
+case "${1:-run}" in
+    run) pkgs=$run_pkgs ;;
+    test) pkgs=$test_pkgs ;;
+    *) echo "usage: $0 run|test" >&2; exit 2 ;;
+esac
+missing=""
+for p in $pkgs; do
+    dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "install-deps: installing:$missing"
+sudo=""
+[ "$(id -u)" -eq 0 ] || sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+# shellcheck disable=SC2086
+$sudo apt-get install -y -qq --no-install-recommends $missing
