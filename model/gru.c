@@ -302,6 +302,7 @@ int gru_model_load(gru_model_t **out, const char *dir, char *err, size_t errlen)
         fail(err, errlen, rc, "%s: out of memory for the input projection table", dir);
         goto bad;
     }
+    if (m->proj0[0]) wts_release(m->wts, wts_find(m->wts, "embedding.weight")); /* table replaces it */
     *out = m;
     return 0;
 bad:

@@ -55,6 +55,16 @@ const wts_tensor_t *wts_find(const wts_file_t *f, const char *name) {
     return NULL;
 }
 
+void wts_release(const wts_file_t *f, const wts_tensor_t *t) {
+    if (f->copy || !t || !t->count) return;
+    long page = sysconf(_SC_PAGESIZE);
+    if (page <= 0) return;
+    uintptr_t b = (uintptr_t)t->data, e = b + t->count * sizeof(float);
+    b = (b + (uintptr_t)page - 1) & ~((uintptr_t)page - 1); /* whole pages inside the tensor only */
+    e &= ~((uintptr_t)page - 1);
+    if (e > b) madvise((void *)b, e - b, MADV_DONTNEED);
+}
+
 /* A JSON integer in [0, max], or -1. */
 static int64_t json_uint(const json_t *v, int64_t max) {
     if (!json_is_integer(v)) return -1;

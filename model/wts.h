@@ -35,4 +35,8 @@ const wts_tensor_t *wts_at(const wts_file_t *f, size_t i);
 /* The tensor called name, or NULL. */
 const wts_tensor_t *wts_find(const wts_file_t *f, const char *name);
 
+/* Tells the kernel that t's data will not be read for a while, so its pages can leave memory
+ * (they are read back from the file if it is). A hint: it never fails. */
+void wts_release(const wts_file_t *f, const wts_tensor_t *t);
+
 #endif /* WTS_H */
