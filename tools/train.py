@@ -1,0 +1,491 @@
+#!/usr/bin/python3
+"""train.py - train the gru-sentiment GRU classifier and write a model directory.
+
+The module is exactly the one the C engine runs (README.md, "Model format"):
+
+    embedding = nn.Embedding(V, E, padding_idx=0)
+    gru = nn.GRU(E, H, num_layers=L, batch_first=True, bidirectional=B)
+    fc = nn.Linear(H * (2 if B else 1), C)
+    logits = fc(h_n[-1])                      # unidirectional, last layer
+    logits = fc(cat(h_n[-2], h_n[-1]))        # bidirectional, last layer (forward, backward)
+
+Sequences are packed (pack_padded_sequence), so padding never changes a result: each text is
+processed at its own length, as in the C engine. Dropout (embedding output, between GRU layers,
+before fc) has no parameters, so the exported state_dict holds only the tensors above.
+Tokenization is tools/gru_tokenizer.py (docs/tokenizer.md), the same rules as the server.
+
+Train (data: TSV with a header `label<TAB>text`, label 0 = negative, 1 = positive):
+
+    /usr/bin/python3 tools/train.py --train TRAIN.tsv [--train MORE.tsv ...] --dev DEV.tsv \
+        --kind word --out models/NAME [--embedding-dim 128 --hidden-size 256 ...]
+
+Check a written model directory (loads config.json / model.safetensors / vocab.txt back into
+the same module, tokenizes with config's tokenizer and max_tokens):
+
+    /usr/bin/python3 tools/train.py --eval models/NAME --data DEV.tsv [--data MORE.tsv]
+
+Use /usr/bin/python3 (Debian's torch). Threads: --threads N sets torch.set_num_threads and
+OPENBLAS_NUM_THREADS / OMP_NUM_THREADS / MKL_NUM_THREADS (set before torch is imported).
+"""
+
+import argparse
+import collections
+import json
+import math
+import os
+import random
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+LABELS = ["negative", "positive"]
+LONG_TOKENS = 15  # "long" dev rows (a proxy for whole sentences): at least this many tokens
+
+
+def _early_threads(argv):
+    """Sets the BLAS/OpenMP thread variables from --threads before torch is imported."""
+    n = "2"
+    for i, a in enumerate(argv):
+        if a == "--threads" and i + 1 < len(argv):
+            n = argv[i + 1]
+        elif a.startswith("--threads="):
+            n = a.split("=", 1)[1]
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = n
+    return int(n)
+
+
+_THREADS = _early_threads(sys.argv[1:])
+
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
+from torch.nn.utils.rnn import pack_padded_sequence  # noqa: E402
+
+import gru_format  # noqa: E402
+import gru_tokenizer  # noqa: E402
+
+
+# ---------------------------------------------------------------------------------------------
+# Data
+
+def read_tsv(path):
+    """[(label int, text str)] from a `label<TAB>text` file with a header line."""
+    rows = []
+    with open(path, encoding="utf-8", newline="\n") as f:
+        header = f.readline().rstrip("\n")
+        if header.split("\t")[:2] != ["label", "text"]:
+            raise SystemExit(f"{path}: header must be 'label<TAB>text', got {header!r}")
+        for n, line in enumerate(f, 2):
+            line = line.rstrip("\n")
+            if not line:
+                continue
+            lab, sep, text = line.partition("\t")
+            if not sep or lab not in ("0", "1"):
+                raise SystemExit(f"{path}:{n}: bad row {line[:60]!r}")
+            rows.append((int(lab), text))
+    return rows
+
+
+def tokenize_rows(rows, kind, lowercase):
+    return [(lab, gru_tokenizer.tokenize(text, kind, lowercase)) for lab, text in rows]
+
+
+def build_vocab(token_lists, min_freq, max_size):
+    """ids 0 <pad>, 1 <unk>, then tokens by frequency (descending), then token (ascending)."""
+    cnt = collections.Counter()
+    for toks in token_lists:
+        cnt.update(toks)
+    cnt.pop("<pad>", None)
+    cnt.pop("<unk>", None)
+    items = sorted(((t, c) for t, c in cnt.items() if c >= min_freq), key=lambda x: (-x[1], x[0]))
+    if max_size:
+        items = items[:max(0, max_size - 2)]
+    return ["<pad>", "<unk>"] + [t for t, _ in items]
+
+
+def encode_rows(tok_rows, vocab_dict, max_tokens):
+    """[(label, [ids])] with at most max_tokens ids (the first ones), as the server does."""
+    return [(lab, gru_tokenizer.encode(toks, vocab_dict, max_tokens)[0]) for lab, toks in tok_rows]
+
+
+def make_batches(data, batch_size, rng=None):
+    """Lists of indices into data, each batch of similar lengths. With rng: bucketed shuffle
+    (shuffle, sort chunks of 50 batches by length, cut, shuffle the batch order); without:
+    sorted by length (evaluation)."""
+    idx = list(range(len(data)))
+    if rng is None:
+        idx.sort(key=lambda i: len(data[i][1]))
+        return [idx[i:i + batch_size] for i in range(0, len(idx), batch_size)]
+    rng.shuffle(idx)
+    chunk = batch_size * 50
+    batches = []
+    for c in range(0, len(idx), chunk):
+        part = sorted(idx[c:c + chunk], key=lambda i: len(data[i][1]))
+        batches.extend(part[i:i + batch_size] for i in range(0, len(part), batch_size))
+    rng.shuffle(batches)
+    return batches
+
+
+def collate(data, batch):
+    lens = [len(data[i][1]) for i in batch]
+    x = torch.zeros(len(batch), max(1, max(lens)), dtype=torch.long)
+    for r, i in enumerate(batch):
+        ids = data[i][1]
+        if ids:
+            x[r, :len(ids)] = torch.tensor(ids, dtype=torch.long)
+    y = torch.tensor([data[i][0] for i in batch], dtype=torch.long)
+    return x, torch.tensor(lens, dtype=torch.long), y
+
+
+# ---------------------------------------------------------------------------------------------
+# Model
+
+class GRUClassifier(nn.Module):
+    def __init__(self, vocab_size, embedding_dim, hidden_size, num_layers=1, bidirectional=False,
+                 num_classes=2, dropout=0.0, emb_dropout=0.0):
+        super().__init__()
+        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=0)
+        self.gru = nn.GRU(embedding_dim, hidden_size, num_layers=num_layers, batch_first=True,
+                          bidirectional=bidirectional,
+                          dropout=dropout if num_layers > 1 else 0.0)
+        self.fc = nn.Linear(hidden_size * (2 if bidirectional else 1), num_classes)
+        self.emb_drop = nn.Dropout(emb_dropout)  # no parameters: not in the state_dict
+        self.out_drop = nn.Dropout(dropout)
+        self.bidirectional = bidirectional
+        self.hidden_size = hidden_size
+
+    def final_state(self, x, lengths):
+        """x: (B, T) ids; lengths: (B,) true lengths (0 allowed: the zero state, as the engine)."""
+        bsz = x.size(0)
+        d = 2 if self.bidirectional else 1
+        h = x.new_zeros((bsz, d * self.hidden_size), dtype=torch.float)
+        nz = (lengths > 0).nonzero(as_tuple=True)[0]
+        if len(nz) == 0:
+            return h
+        emb = self.emb_drop(self.embedding(x[nz]))
+        packed = pack_padded_sequence(emb, lengths[nz].cpu(), batch_first=True,
+                                      enforce_sorted=False)
+        _, h_n = self.gru(packed)  # (L*D, b, H), in the input order
+        hf = torch.cat((h_n[-2], h_n[-1]), dim=1) if self.bidirectional else h_n[-1]
+        if len(nz) == bsz:
+            return hf
+        h = h.clone()
+        h[nz] = hf
+        return h
+
+    def forward(self, x, lengths):
+        return self.fc(self.out_drop(self.final_state(x, lengths)))
+
+
+def export_state_dict(model, num_layers, bidirectional):
+    """The state_dict with exactly the names of the model format (checked)."""
+    sd = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    want = {"embedding.weight", "fc.weight", "fc.bias"}
+    for k in range(num_layers):
+        for sfx in ([""] + (["_reverse"] if bidirectional else [])):
+            for w in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                want.add(f"gru.{w}_l{k}{sfx}")
+    if set(sd) != want:
+        raise RuntimeError(f"state_dict names differ: extra {sorted(set(sd) - want)}, "
+                           f"missing {sorted(want - set(sd))}")
+    return sd
+
+
+# ---------------------------------------------------------------------------------------------
+# Evaluation
+
+def predict(model, data, batch_size=256):
+    """(predictions, probabilities of class 1) in data order."""
+    model.eval()
+    preds = [0] * len(data)
+    probs = [0.0] * len(data)
+    with torch.no_grad():
+        for batch in make_batches(data, batch_size):
+            x, lens, _ = collate(data, batch)
+            p = torch.softmax(model(x, lens), dim=1)
+            for r, i in enumerate(batch):
+                preds[i] = int(p[r].argmax())
+                probs[i] = float(p[r, 1])
+    return preds, probs
+
+
+def metrics(gold, pred, num_classes=2):
+    n = len(gold)
+    acc = sum(g == p for g, p in zip(gold, pred)) / n if n else float("nan")
+    per = {}
+    f1s = []
+    for c in range(num_classes):
+        tp = sum(g == c and p == c for g, p in zip(gold, pred))
+        fp = sum(g != c and p == c for g, p in zip(gold, pred))
+        fn = sum(g == c and p != c for g, p in zip(gold, pred))
+        prec = tp / (tp + fp) if tp + fp else 0.0
+        rec = tp / (tp + fn) if tp + fn else 0.0
+        f1 = 2 * prec * rec / (prec + rec) if prec + rec else 0.0
+        f1s.append(f1)
+        per[LABELS[c]] = {"precision": prec, "recall": rec, "f1": f1, "support": tp + fn}
+    return {"accuracy": acc, "macro_f1": sum(f1s) / len(f1s), "examples": n, "per_class": per}
+
+
+def evaluate(model, data, long_tokens=LONG_TOKENS, token_lens=None):
+    """Metrics on data; also accuracy on rows with >= long_tokens tokens (token_lens: the
+    untruncated token counts, default the encoded lengths)."""
+    pred, _ = predict(model, data)
+    gold = [lab for lab, _ in data]
+    m = metrics(gold, pred)
+    lens = token_lens if token_lens is not None else [len(ids) for _, ids in data]
+    long_idx = [i for i, L in enumerate(lens) if L >= long_tokens]
+    m["long"] = {"min_tokens": long_tokens, "examples": len(long_idx),
+                 "accuracy": (sum(gold[i] == pred[i] for i in long_idx) / len(long_idx))
+                 if long_idx else float("nan")}
+    return m
+
+
+def fmt_metrics(m):
+    s = (f"acc {m['accuracy'] * 100:.2f}%  macro-F1 {m['macro_f1'] * 100:.2f}  "
+         f"(n={m['examples']}")
+    if "long" in m:
+        s += f"; >={m['long']['min_tokens']} tokens: {m['long']['accuracy'] * 100:.2f}% " \
+             f"n={m['long']['examples']}"
+    s += ")"
+    for name, pc in m["per_class"].items():
+        s += (f"\n    {name:9s} P {pc['precision'] * 100:.2f}  R {pc['recall'] * 100:.2f}  "
+              f"F1 {pc['f1'] * 100:.2f}  n={pc['support']}")
+    return s
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading a model directory back (--eval)
+
+def load_model_dir(d):
+    import numpy as np
+    with open(os.path.join(d, "config.json"), encoding="utf-8") as f:
+        cfg = json.load(f)
+    header, tensors = gru_format.read_safetensors(os.path.join(d, "model.safetensors"))
+    vocab = gru_tokenizer.load_vocab(os.path.join(d, "vocab.txt"))
+    if len(vocab) != cfg["vocab_size"]:
+        raise SystemExit(f"{d}: vocab.txt has {len(vocab)} tokens, config says {cfg['vocab_size']}")
+    model = GRUClassifier(cfg["vocab_size"], cfg["embedding_dim"], cfg["hidden_size"],
+                          cfg["num_layers"], cfg["bidirectional"], len(cfg["labels"]))
+    sd = {name: torch.from_numpy(np.asarray(vals, dtype=np.float32).reshape(shape))
+          for name, (shape, vals) in tensors.items()}
+    model.load_state_dict(sd, strict=True)  # exact names and shapes
+    model.eval()
+    return cfg, vocab, model
+
+
+def run_eval(args):
+    cfg, vocab, model = load_model_dir(args.eval)
+    tk = cfg["tokenizer"]
+    print(f"{args.eval}: V={cfg['vocab_size']} E={cfg['embedding_dim']} H={cfg['hidden_size']} "
+          f"L={cfg['num_layers']} B={cfg['bidirectional']} tokenizer={tk}")
+    for path in args.data:
+        rows = read_tsv(path)
+        toks = tokenize_rows(rows, tk["kind"], tk["lowercase"])
+        data = encode_rows(toks, vocab, tk["max_tokens"])
+        m = evaluate(model, data, args.long_tokens, [len(t) for _, t in toks])
+        unk = sum(i == 1 for _, ids in data for i in ids)
+        tot = sum(len(ids) for _, ids in data)
+        trunc = sum(len(t) > tk["max_tokens"] for _, t in toks)
+        print(f"{path}: {fmt_metrics(m)}\n    unk tokens {unk}/{tot} "
+              f"({100 * unk / max(1, tot):.2f}%), truncated rows {trunc}")
+        if "metrics" in cfg and args.compare:
+            want = cfg["metrics"].get("dev_accuracy")
+            if want is not None and abs(want - m["accuracy"]) > 1e-9:
+                print(f"    MISMATCH: config dev_accuracy {want} != {m['accuracy']}")
+                return 1
+            print("    matches config metrics.dev_accuracy")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Training
+
+def train(args):
+    t_start = time.time()
+    random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(_THREADS)
+    lowercase = not args.no_lowercase
+
+    train_rows = []
+    for p in args.train:
+        rows = read_tsv(p)
+        print(f"train {p}: {len(rows)} rows", flush=True)
+        train_rows.extend(rows)
+    dev_rows = []
+    for p in args.dev:
+        rows = read_tsv(p)
+        print(f"dev   {p}: {len(rows)} rows", flush=True)
+        dev_rows.extend(rows)
+    t0 = time.time()
+    train_tok = tokenize_rows(train_rows, args.kind, lowercase)
+    dev_tok = tokenize_rows(dev_rows, args.kind, lowercase)
+    print(f"tokenized ({args.kind}, lowercase={lowercase}) in {time.time() - t0:.1f}s", flush=True)
+
+    vocab = build_vocab([t for _, t in train_tok], args.min_freq, args.max_vocab)
+    vdict = {t: i for i, t in enumerate(vocab)}
+    train_data = [r for r in encode_rows(train_tok, vdict, args.max_tokens) if r[1]]
+    dev_data = encode_rows(dev_tok, vdict, args.max_tokens)
+    dev_lens = [len(t) for _, t in dev_tok]
+    n_unk = sum(i == 1 for _, ids in dev_data for i in ids)
+    n_tok = sum(len(ids) for _, ids in dev_data)
+    print(f"vocab {len(vocab)} (min_freq {args.min_freq}, max {args.max_vocab}); "
+          f"train {len(train_data)} rows; dev {len(dev_data)} rows, unk {n_unk}/{n_tok} "
+          f"({100 * n_unk / max(1, n_tok):.2f}%), dev rows >= {args.long_tokens} tokens: "
+          f"{sum(L >= args.long_tokens for L in dev_lens)}", flush=True)
+
+    model = GRUClassifier(len(vocab), args.embedding_dim, args.hidden_size, args.num_layers,
+                          args.bidirectional, len(LABELS), args.dropout, args.emb_dropout)
+    n_params = sum(p.numel() for p in model.parameters())
+    print(f"model E={args.embedding_dim} H={args.hidden_size} L={args.num_layers} "
+          f"B={args.bidirectional} dropout={args.dropout} emb_dropout={args.emb_dropout}: "
+          f"{n_params} parameters ({n_params * 4 / 1e6:.1f} MB)", flush=True)
+    opt = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    loss_fn = nn.CrossEntropyLoss()
+    rng = random.Random(args.seed)
+
+    best = None  # (score, epoch, state, metrics)
+    bad = 0
+    history = []
+    for epoch in range(1, args.epochs + 1):
+        t0 = time.time()
+        model.train()
+        tot_loss, tot_n, correct = 0.0, 0, 0
+        for batch in make_batches(train_data, args.batch_size, rng):
+            x, lens, y = collate(train_data, batch)
+            opt.zero_grad()
+            logits = model(x, lens)
+            loss = loss_fn(logits, y)
+            loss.backward()
+            if args.clip > 0:
+                nn.utils.clip_grad_norm_(model.parameters(), args.clip)
+            opt.step()
+            tot_loss += float(loss) * len(batch)
+            tot_n += len(batch)
+            correct += int((logits.argmax(1) == y).sum())
+        m = evaluate(model, dev_data, args.long_tokens, dev_lens)
+        score = m["long"]["accuracy"] if args.select == "long" else m["accuracy"]
+        dt = time.time() - t0
+        lr_now = opt.param_groups[0]["lr"]
+        history.append({"epoch": epoch, "loss": tot_loss / tot_n, "dev_accuracy": m["accuracy"],
+                        "dev_long_accuracy": m["long"]["accuracy"], "seconds": dt})
+        improved = best is None or score > best[0]
+        print(f"epoch {epoch:2d}  loss {tot_loss / tot_n:.4f}  train acc {100 * correct / tot_n:.2f}%"
+              f"  dev acc {100 * m['accuracy']:.2f}%  F1 {100 * m['macro_f1']:.2f}"
+              f"  long {100 * m['long']['accuracy']:.2f}%  lr {lr_now:.2g}  {dt:.1f}s"
+              f"{'  *' if improved else ''}", flush=True)
+        if improved:
+            best = (score, epoch, {k: v.detach().clone() for k, v in model.state_dict().items()}, m)
+            bad = 0
+        else:
+            bad += 1
+            if args.lr_decay < 1.0:
+                for g in opt.param_groups:
+                    g["lr"] *= args.lr_decay
+            if bad >= args.patience:
+                print(f"early stop: no improvement for {bad} epochs", flush=True)
+                break
+        if args.time_limit and time.time() - t_start > args.time_limit:
+            print(f"time limit {args.time_limit}s reached", flush=True)
+            break
+
+    score, best_epoch, state, _ = best
+    model.load_state_dict(state)
+    m = evaluate(model, dev_data, args.long_tokens, dev_lens)
+    train_secs = time.time() - t_start
+    print(f"best epoch {best_epoch}: dev {fmt_metrics(m)}", flush=True)
+    print(f"total time {train_secs:.0f}s", flush=True)
+
+    if args.out:
+        sd = export_state_dict(model, args.num_layers, args.bidirectional)
+        extra = {
+            "metrics": {"dev_accuracy": m["accuracy"], "dev_macro_f1": m["macro_f1"],
+                        "dev_examples": m["examples"],
+                        "dev_per_class": m["per_class"],
+                        f"dev_long_accuracy": m["long"]["accuracy"],
+                        "dev_long_examples": m["long"]["examples"],
+                        "dev_long_min_tokens": args.long_tokens},
+            "dataset": {"train": [os.path.relpath(p, args.data_root) if args.data_root else p
+                                  for p in args.train],
+                        "dev": [os.path.relpath(p, args.data_root) if args.data_root else p
+                                for p in args.dev],
+                        "train_examples": len(train_data)},
+            "training": {"best_epoch": best_epoch, "epochs_run": len(history),
+                         "seconds": round(train_secs), "parameters": n_params,
+                         "command": args.command_line,
+                         "hyperparameters": {k: getattr(args, k) for k in (
+                             "embedding_dim", "hidden_size", "num_layers", "bidirectional",
+                             "dropout", "emb_dropout", "lr", "lr_decay", "weight_decay",
+                             "batch_size", "clip", "min_freq", "max_vocab", "seed", "select")}},
+        }
+        gru_format.write_model_dir(
+            args.out, sd, vocab, labels=LABELS, embedding_dim=args.embedding_dim,
+            hidden_size=args.hidden_size, num_layers=args.num_layers,
+            bidirectional=args.bidirectional,
+            tokenizer={"kind": args.kind, "lowercase": lowercase, "max_tokens": args.max_tokens},
+            extra_config=extra)
+        size = sum(os.path.getsize(os.path.join(args.out, f)) for f in os.listdir(args.out))
+        print(f"wrote {args.out} ({size / 1e6:.1f} MB)", flush=True)
+    if args.metrics_json:
+        with open(args.metrics_json, "w") as f:
+            json.dump({"dev": m, "best_epoch": best_epoch, "history": history,
+                       "seconds": train_secs, "parameters": n_params}, f, indent=1)
+    return 0
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap.add_argument("--train", action="append", default=[], help="train TSV (repeatable)")
+    ap.add_argument("--dev", action="append", default=[], help="dev TSV (repeatable)")
+    ap.add_argument("--out", help="model directory to write")
+    ap.add_argument("--kind", choices=("word", "char"), default="word", help="tokenizer kind")
+    ap.add_argument("--no-lowercase", action="store_true")
+    ap.add_argument("--max-tokens", type=int, default=256, help="tokens kept per text")
+    ap.add_argument("--min-freq", type=int, default=1, help="min token frequency in train")
+    ap.add_argument("--max-vocab", type=int, default=0, help="max vocab size incl. specials; 0=all")
+    ap.add_argument("--embedding-dim", "-E", type=int, default=128)
+    ap.add_argument("--hidden-size", "-H", type=int, default=256)
+    ap.add_argument("--num-layers", "-L", type=int, default=1)
+    ap.add_argument("--bidirectional", action="store_true")
+    ap.add_argument("--dropout", type=float, default=0.3, help="before fc / between GRU layers")
+    ap.add_argument("--emb-dropout", type=float, default=0.3, help="on embedding outputs")
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--lr-decay", type=float, default=0.5,
+                    help="multiply lr by this after an epoch without improvement")
+    ap.add_argument("--weight-decay", type=float, default=0.0)
+    ap.add_argument("--clip", type=float, default=5.0, help="gradient norm clip (0 = off)")
+    ap.add_argument("--epochs", type=int, default=20, help="max epochs")
+    ap.add_argument("--patience", type=int, default=3, help="early stopping patience (epochs)")
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--select", choices=("acc", "long"), default="acc",
+                    help="early stopping on dev accuracy, or on accuracy of long dev rows")
+    ap.add_argument("--long-tokens", type=int, default=LONG_TOKENS,
+                    help="rows with at least this many tokens count as 'long'")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--threads", type=int, default=2, help="torch / BLAS threads")
+    ap.add_argument("--time-limit", type=float, default=0, help="stop after this many seconds")
+    ap.add_argument("--data-root", default="/work/shared",
+                    help="dataset paths in config.json are written relative to this")
+    ap.add_argument("--metrics-json", help="also write final metrics and history here")
+    ap.add_argument("--eval", metavar="DIR", help="evaluate a written model directory instead")
+    ap.add_argument("--data", action="append", default=[], help="TSV for --eval (repeatable)")
+    ap.add_argument("--compare", action="store_true",
+                    help="with --eval: fail unless accuracy equals config metrics.dev_accuracy")
+    args = ap.parse_args(argv)
+    args.command_line = "/usr/bin/python3 tools/train.py " + " ".join(argv)
+    if args.eval:
+        if not args.data:
+            ap.error("--eval needs --data TSV")
+        torch.set_num_threads(_THREADS)
+        return run_eval(args)
+    if not args.train or not args.dev:
+        ap.error("--train and --dev are required (or --eval DIR --data TSV)")
+    return train(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
