@@ -62,21 +62,40 @@ def _in(c, ranges):
     return False
 
 
+_SPACE, _CJK, _SYMBOL, _ALNUM = 0, 1, 2, 3
+_class_memo = {}
+
+
+def char_class(c):
+    """_SPACE, _CJK, _SYMBOL or _ALNUM (Alnum: none of the others) of a normalized code point."""
+    k = _class_memo.get(c)
+    if k is None:
+        if _in(c, _SPACE_RANGES):
+            k = _SPACE
+        elif _in(c, _CJK_RANGES):
+            k = _CJK
+        elif _in(c, _SYMBOL_RANGES):
+            k = _SYMBOL
+        else:
+            k = _ALNUM
+        _class_memo[c] = k
+    return k
+
+
 def is_space(c):
-    return _in(c, _SPACE_RANGES)
+    return char_class(c) == _SPACE
 
 
 def is_cjk(c):
-    return _in(c, _CJK_RANGES)
+    return char_class(c) == _CJK
 
 
 def is_symbol(c):
-    return _in(c, _SYMBOL_RANGES)
+    return char_class(c) == _SYMBOL
 
 
 def is_alnum(c):
-    """Alnum: neither Space, CJK nor Symbol (spec 3)."""
-    return not (is_space(c) or is_cjk(c) or is_symbol(c))
+    return char_class(c) == _ALNUM
 
 
 def _is_digit(c):
@@ -209,7 +228,7 @@ def _chunk_tokens(ch, toks):
     """Tokens of one chunk (a list of code points without Space or CJK)."""
     m = len(ch)
     s = "".join(map(chr, ch))
-    if s in _CLITIC_CHUNKS:
+    if _ascii_lower(s) in _CLITIC_CHUNKS:
         toks.append(s)
         return
     i = 0
@@ -323,6 +342,8 @@ def load_vocab(path):
             raise ValueError(f"{path}:{i + 1}: {e}") from None
         if not tok:
             raise ValueError(f"{path}:{i + 1}: empty line")
+        if "\r" in tok or "\0" in tok:
+            raise ValueError(f"{path}:{i + 1}: carriage return or NUL byte in a token")
         if tok in vocab:
             raise ValueError(f"{path}:{i + 1}: duplicate token {tok!r}")
         vocab[tok] = i
