@@ -113,8 +113,10 @@ def _check_str(text):
     """Raises ValueError for a lone surrogate in a str (not representable in UTF-8)."""
     for i, ch in enumerate(text):
         if 0xD800 <= ord(ch) <= 0xDFFF:
-            off = len(text[:i].encode("utf-8"))
-            raise ValueError(f"invalid UTF-8 at byte offset {off}")
+            off = len(text[:i].encode("utf-8", errors="surrogatepass"))
+            err = ValueError(f"invalid UTF-8 at byte offset {off}")
+            err.offset = off
+            raise err
 
 
 def decode_utf8(b):
