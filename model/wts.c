@@ -56,7 +56,7 @@ const wts_tensor_t *wts_find(const wts_file_t *f, const char *name) {
 }
 
 void wts_release(const wts_file_t *f, const wts_tensor_t *t) {
-    if (f->copy || !t || !t->count) return;
+    if (f->copy || !f->map || !t || !t->count) return;
     long page = sysconf(_SC_PAGESIZE);
     if (page <= 0) return;
     uintptr_t b = (uintptr_t)t->data, e = b + t->count * sizeof(float);
@@ -126,39 +126,9 @@ static int parse_tensor(wts_tensor_t *t, span_t *sp, const char *key, json_t *in
     return 0;
 }
 
-int wts_open(wts_file_t **out, const char *path, char *err, size_t errlen) {
-    *out = NULL;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return fail(err, errlen, -errno, "%s: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) < 0) {
-        int e = -errno;
-        close(fd);
-        return fail(err, errlen, e, "%s: %s", path, strerror(-e));
-    }
-    if (!S_ISREG(st.st_mode)) {
-        close(fd);
-        return fail(err, errlen, -EINVAL, "%s: not a regular file", path);
-    }
-    size_t len = (size_t)st.st_size;
-    if (len < 8) {
-        close(fd);
-        return fail(err, errlen, -EPROTO, "%s: %zu bytes, too short for a safetensors file", path, len);
-    }
-    wts_file_t *f = calloc(1, sizeof *f);
-    if (!f) {
-        close(fd);
-        return fail(err, errlen, -ENOMEM, "%s: out of memory", path);
-    }
-    f->map_len = len;
-    f->map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
-    close(fd);
-    if (f->map == MAP_FAILED) {
-        int e = -errno;
-        wts_close(f);
-        return fail(err, errlen, e, "%s: mmap: %s", path, strerror(-e));
-    }
-    const unsigned char *p = f->map;
+/* Parses and validates the len bytes at p into f (whose map fields the caller set). */
+static int wts_parse(wts_file_t *f, const unsigned char *p, size_t len, const char *path, char *err, size_t errlen) {
+    if (len < 8) return fail(err, errlen, -EPROTO, "%s: %zu bytes, too short for a safetensors file", path, len);
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | p[i];
     int rc;
@@ -195,18 +165,22 @@ int wts_open(wts_file_t **out, const char *path, char *err, size_t errlen) {
     }
     /* No two tensors may share bytes (empty tensors share nothing). */
     qsort(spans, f->n, sizeof *spans, span_cmp);
-    for (size_t i = 1; i < f->n; i++) {
-        if (spans[i].begin < spans[i - 1].end && spans[i].end > spans[i].begin) {
-            rc = fail(err, errlen, -EPROTO, "%s: tensors %s and %s overlap", path,
-                      f->tensors[spans[i - 1].idx].name, f->tensors[spans[i].idx].name);
+    size_t far = 0, far_idx = 0; /* the furthest end so far, and whose it is */
+    for (size_t i = 0; i < f->n; i++) {
+        if (spans[i].end == spans[i].begin) continue;
+        if (spans[i].begin < far) {
+            rc = fail(err, errlen, -EPROTO, "%s: tensors %s and %s overlap", path, f->tensors[far_idx].name,
+                      f->tensors[spans[i].idx].name);
             goto out;
         }
+        far = spans[i].end;
+        far_idx = spans[i].idx;
     }
-    /* Point the tensors into the map; copy them all when any is misaligned for float. */
+    /* Point the tensors into the bytes; copy them all when any is misaligned for float. */
     int aligned = 1;
     size_t total = 0;
     for (size_t i = 0; i < f->n; i++) {
-        if ((data_off + spans[i].begin) % sizeof(float)) aligned = 0;
+        if (((uintptr_t)p + data_off + spans[i].begin) % sizeof(float)) aligned = 0;
         total += f->tensors[spans[i].idx].count;
     }
     float *dst = NULL;
@@ -233,6 +207,55 @@ int wts_open(wts_file_t **out, const char *path, char *err, size_t errlen) {
 out:
     free(spans);
     json_decref(root);
+    return rc;
+}
+
+int wts_open_buffer(wts_file_t **out, const void *data, size_t len, const char *name, char *err, size_t errlen) {
+    *out = NULL;
+    wts_file_t *f = calloc(1, sizeof *f);
+    if (!f) return fail(err, errlen, -ENOMEM, "%s: out of memory", name);
+    int rc = wts_parse(f, data, len, name, err, errlen);
+    if (rc < 0) {
+        wts_close(f);
+        return rc;
+    }
+    *out = f;
+    return 0;
+}
+
+int wts_open(wts_file_t **out, const char *path, char *err, size_t errlen) {
+    *out = NULL;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return fail(err, errlen, -errno, "%s: %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        int e = -errno;
+        close(fd);
+        return fail(err, errlen, e, "%s: %s", path, strerror(-e));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return fail(err, errlen, -EINVAL, "%s: not a regular file", path);
+    }
+    size_t len = (size_t)st.st_size;
+    if (len < 8) {
+        close(fd);
+        return fail(err, errlen, -EPROTO, "%s: %zu bytes, too short for a safetensors file", path, len);
+    }
+    wts_file_t *f = calloc(1, sizeof *f);
+    if (!f) {
+        close(fd);
+        return fail(err, errlen, -ENOMEM, "%s: out of memory", path);
+    }
+    f->map_len = len;
+    f->map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    if (f->map == MAP_FAILED) {
+        int e = -errno;
+        wts_close(f);
+        return fail(err, errlen, e, "%s: mmap: %s", path, strerror(-e));
+    }
+    int rc = wts_parse(f, f->map, len, path, err, errlen);
     if (rc < 0) {
         wts_close(f);
         return rc;

@@ -30,6 +30,10 @@ typedef struct wts_file wts_file_t;
 int wts_open(wts_file_t **out, const char *path, char *err, size_t errlen);
 void wts_close(wts_file_t *f); /* accepts NULL */
 
+/* The same on bytes in memory (borrowed: they must outlive the result); name is used in error
+ * messages. For tests and fuzzing. */
+int wts_open_buffer(wts_file_t **out, const void *data, size_t len, const char *name, char *err, size_t errlen);
+
 size_t wts_count(const wts_file_t *f);
 const wts_tensor_t *wts_at(const wts_file_t *f, size_t i);
 /* The tensor called name, or NULL. */
