@@ -2,11 +2,14 @@
 #   make run     install what is missing, build, serve the shipped models on 127.0.0.1:8080
 #   make test    install what is missing, build, run every test (ctest)
 #   make asan    the unit tests under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make fuzz    each libFuzzer harness for FUZZ_SECONDS (clang)
 BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 CTEST_ARGS ?=
 
-.PHONY: all build run test asan deps test-deps clean
+FUZZ_SECONDS ?= 60
+
+.PHONY: all build run test asan fuzz deps test-deps clean
 
 all: build
 
@@ -33,5 +36,10 @@ asan: test-deps
 	cmake --build $(BUILD)-asan -j$(JOBS)
 	cd $(BUILD)-asan && ctest --output-on-failure -j$(JOBS) -L unit $(CTEST_ARGS)
 
+fuzz: test-deps
+	CC=clang cmake -S . -B $(BUILD)-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGRU_FUZZ=ON -DGRU_FUZZ_SECONDS=$(FUZZ_SECONDS)
+	cmake --build $(BUILD)-fuzz -j$(JOBS)
+	cd $(BUILD)-fuzz && ctest --output-on-failure -L fuzz $(CTEST_ARGS)
+
 clean:
-	rm -rf $(BUILD) $(BUILD)-asan
+	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-fuzz
