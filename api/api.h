@@ -45,4 +45,166 @@ json_t *api_result_to_json(const api_result_t *r);
  * code is a stable machine-readable word such as "invalid_json"; message is for people. */
 json_t *api_error_to_json(const char *code, const char *message);
 
+/* ============================================================================================
+ * The HTTP API (api_request.c, api_error.c, api_response.c, api_openapi.c): request parsing
+ * and validation, the error kinds with their one mapping to HTTP status and error body, and the
+ * bodies of every JSON route. Nothing here knows about sockets or threads; the server passes
+ * plain bytes in and gets malloc'ed bytes out.
+ *
+ * Usage (one POST /v1/sentiment body):
+ *     api_request_t req; api_error_t err;
+ *     api_request_init(&req);
+ *     api_limits_t lim = { .max_texts = 128 };
+ *     if (api_request_parse(&req, API_REQ_SENTIMENT, body, len, &lim, &err) < 0) {
+ *         size_t n; char *b = api_error_body(&err, &n);        // status: api_status_from_err(err.kind)
+ *         ...send b (free() it)...
+ *     } else {
+ *         for (size_t i = 0; i < req.n_texts; i++) tok_encode(..., req.texts[i], req.text_lens[i], ...);
+ *     }
+ *     api_request_deinit(&req);                                // req.texts are invalid from here
+ * ========================================================================================== */
+
+/* ---- constants ---- */
+#define API_ERROR_MESSAGE_MAX 256
+#define API_MAX_OUTPUTS 2
+/* KServe v2 output tensors this service produces (bits of api_request_t.outputs). */
+#define API_OUTPUT_LABEL 1u         /* "label": BYTES, [N] */
+#define API_OUTPUT_PROBABILITIES 2u /* "probabilities": FP32, [N, C] */
+
+/* ---- types ---- */
+
+/* Every way a request can fail. api_status_from_err() and api_err_code() are the only mapping
+ * from a kind to its HTTP status and its "code" word (a table in api_error.c). */
+typedef enum {
+    API_ERR_NONE = 0,
+    API_ERR_INVALID_JSON,           /* 400 invalid_json: not JSON, or duplicate keys */
+    API_ERR_INVALID_TYPE,           /* 400 invalid_type: a field of the wrong JSON type */
+    API_ERR_UNAUTHORIZED,           /* 401 unauthorized: missing or wrong API key */
+    API_ERR_NOT_FOUND,              /* 404 not_found: no such route */
+    API_ERR_MODEL_NOT_FOUND,        /* 404 model_not_found */
+    API_ERR_METHOD_NOT_ALLOWED,     /* 405 method_not_allowed (the server adds Allow) */
+    API_ERR_BODY_TOO_LARGE,         /* 413 body_too_large */
+    API_ERR_RESULT_TOO_LARGE,       /* 413 result_too_large: gates/trajectory buffers over the cap */
+    API_ERR_UNSUPPORTED_MEDIA_TYPE, /* 415 unsupported_media_type */
+    API_ERR_INVALID_REQUEST,        /* 422 invalid_request: valid JSON, invalid content */
+    API_ERR_MISSING_TEXT,           /* 422 missing_text: neither "text" nor "texts" */
+    API_ERR_EMPTY_TEXT,             /* 422 empty_text: "" or a text with no tokens */
+    API_ERR_EMPTY_LIST,             /* 422 empty_list: "texts": [] */
+    API_ERR_TOO_MANY_TEXTS,         /* 422 too_many_texts */
+    API_ERR_TEXT_TOO_LONG,          /* 422 text_too_long: over max_tokens with "truncate": false */
+    API_ERR_INVALID_UTF8,           /* 422 invalid_utf8 */
+    API_ERR_QUEUE_FULL,             /* 429 queue_full (the server adds Retry-After) */
+    API_ERR_INTERNAL,               /* 500 internal_error */
+    API_ERR_NOT_READY,              /* 503 not_ready: models still loading */
+    API_ERR_DRAINING,               /* 503 draining: shutting down */
+    API_ERR_OUT_OF_MEMORY,          /* 503 out_of_memory: a per-request allocation failed */
+    API_ERR_TIMEOUT,                /* 504 timeout: the request's deadline passed in the queue */
+    API_ERR__COUNT
+} api_err_t;
+
+/* An error with its explanation. Caller-owned storage; no pointers inside. */
+typedef struct {
+    api_err_t kind;
+    char message[API_ERROR_MESSAGE_MAX];
+} api_error_t;
+
+typedef enum { API_REQ_SENTIMENT = 0, API_REQ_KSERVE_INFER = 1 } api_request_kind_t;
+
+/* Limits the parser enforces (the server fills them from its config). */
+typedef struct {
+    size_t max_texts; /* more texts in one request: API_ERR_TOO_MANY_TEXTS */
+} api_limits_t;
+
+/* A parsed and validated request. Caller-owned storage (api_request_init / _deinit).
+ * Public, read-only after api_request_parse(): everything but the fields marked private.
+ * Strings are borrowed from the parsed document: valid until api_request_deinit(). */
+typedef struct {
+    api_request_kind_t kind;
+    const char *model;           /* "model" (sentiment) or NULL: the default model */
+    size_t n_texts;              /* >= 1 */
+    const char *const *texts;    /* (n_texts) UTF-8, may contain NUL bytes: use text_lens */
+    const size_t *text_lens;     /* (n_texts) bytes */
+    int single;                  /* 1: {"text": ...} (answer one result object) */
+    gru_gates_mode_t gates;      /* default GRU_GATES_SUMMARY (sentiment), _NONE (KServe) */
+    int trajectory;              /* default 0 */
+    int truncate;                /* default 1; 0: a text over the model's max_tokens fails */
+    const char *id;              /* KServe "id" to echo, or NULL */
+    unsigned outputs;            /* KServe: API_OUTPUT_* bits wanted */
+    unsigned char output_order[API_MAX_OUTPUTS]; /* KServe: the bits in response order */
+    size_t n_outputs;
+    /* private */
+    void *_doc;                  /* the parsed document that owns the strings */
+    const char *_text1;          /* storage for a single text (no allocation) */
+    size_t _len1;
+    const char **_texts;         /* (n_texts) when more than one */
+    size_t *_lens;
+} api_request_t;
+
+/* One loaded model, as /v1/models and the KServe metadata routes describe it. Borrowed. */
+typedef struct {
+    const gru_config_t *cfg;
+    int is_default;
+    double accuracy;  /* from the model card (dev accuracy in [0, 1]); NaN when unknown */
+    double macro_f1;  /* from the model card; NaN when unknown */
+} api_model_info_t;
+
+/* ---- prototypes: errors (api_error.c) ---- */
+
+/* HTTP status of an error kind (500 for an unknown kind). */
+int api_status_from_err(api_err_t kind);
+/* Stable machine-readable code of an error kind, e.g. "queue_full" (static string). */
+const char *api_err_code(api_err_t kind);
+/* The kind for a negative errno from the lower layers: -EAGAIN queue_full, -ETIMEDOUT timeout,
+ * -ECANCELED draining, -ENOMEM out_of_memory, -E2BIG body_too_large, -EILSEQ invalid_utf8,
+ * -EINVAL invalid_request; anything else internal_error. */
+api_err_t api_err_from_errno(int neg_errno);
+/* Sets *e (if e is not NULL) to kind with a printf-style message. Returns -1, so a parser can
+ * `return api_error_set(...)`. */
+int api_error_set(api_error_t *e, api_err_t kind, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* The error body {"error": {"code": ..., "message": ...}} as new malloc'ed bytes (free() them)
+ * with their length in *len; NULL when out of memory. */
+char *api_error_body(const api_error_t *e, size_t *len);
+
+/* ---- prototypes: requests (api_request.c) ---- */
+
+void api_request_init(api_request_t *r);
+/* Parses and validates body[0..len) as a request of the given kind into r (initialized, or
+ * reused after api_request_deinit). Returns 0, or -1 with *err set (r then holds nothing).
+ * Sentiment: {"text": s} | {"texts": [s, ...]}, optional "model", "gates" ("none" | "summary"
+ * | "full", or true = "summary" / false = "none"), "trajectory", "truncate"; unknown keys are
+ * an error. KServe: {"id"?, "parameters"?, "inputs": [one BYTES tensor], "outputs"?}. */
+int api_request_parse(api_request_t *r, api_request_kind_t kind, const char *body, size_t len,
+                      const api_limits_t *lim, api_error_t *err);
+void api_request_deinit(api_request_t *r); /* frees what parse made; r may be parsed again */
+
+/* ---- prototypes: response bodies (api_response.c) ----
+ * Each returns new malloc'ed bytes (free() them) and their length in *len, or NULL when out of
+ * memory. Everything passed in is borrowed. */
+
+/* POST /v1/sentiment: the result object (single) or {"model": name, "results": [...]}. */
+char *api_sentiment_body(const api_result_t *results, size_t n, int single, size_t *len);
+/* POST /v2/models/{name}/infer: {"model_name", "model_version", ["id"], "outputs": [...]} with
+ * the outputs of req (label: BYTES [n]; probabilities: FP32 [n, C]). probs is (n, C). */
+char *api_kserve_infer_body(const api_request_t *req, const gru_config_t *cfg, const float *probs,
+                            size_t n, size_t *len);
+/* GET /v1/models: {"default": name, "models": [...]}. */
+char *api_models_body(const api_model_info_t *models, size_t n, size_t *len);
+/* GET /v2/models/{name}: KServe model metadata. */
+char *api_kserve_model_body(const api_model_info_t *model, size_t *len);
+/* GET /v2: KServe server metadata. */
+char *api_kserve_server_body(const char *version, size_t *len);
+/* {key: value}, e.g. {"status": "ok"}. */
+char *api_status_body(const char *key, const char *value, size_t *len);
+/* {key: flag} or, when name is not NULL, {"name": name, key: flag}: {"live": true}. */
+char *api_flag_body(const char *name, const char *key, int flag, size_t *len);
+
+/* Reads the model card of a model directory: README.md (lines such as "dev accuracy: 0.874",
+ * "| accuracy | 87.4% |") and, when present, config.json keys "metrics": {"accuracy",
+ * "macro_f1"} or "dev_accuracy" / "dev_macro_f1". Fills accuracy and macro_f1 (NaN when not
+ * found); never fails. */
+void api_model_card_read(const char *dir, double *accuracy, double *macro_f1);
+
+/* ---- the OpenAPI document (api/openapi.json, embedded at build time) ---- */
+extern const char api_openapi_json[]; /* static, NUL-terminated */
+
 #endif /* API_H */

@@ -1,0 +1,339 @@
+/* api_request.c - request bodies → api_request_t: parsing and validation.
+ *
+ * Two request kinds share one plain C struct: POST /v1/sentiment and the KServe v2 infer call.
+ * The texts are not copied: they point into the parsed jansson document, which the request
+ * keeps (as an opaque pointer) until api_request_deinit(). No json_t leaves this file.
+ *
+ * Status rules (api_error.c has the mapping): bytes that are not JSON, or JSON of the wrong
+ * type at a field, are 400; well-typed JSON that asks for something invalid is 422; invalid
+ * UTF-8 (raw bytes, or an escaped lone surrogate) is 422 invalid_utf8.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+
+/* Longest piece of client-supplied text quoted back in an error message. */
+#define QUOTE_MAX 48
+/* Deepest nesting of a KServe "data" array (shape [N, 1, 1] and the like). */
+#define KSERVE_MAX_DEPTH 4
+
+/* ------------------------------------------------------------------------------------------ */
+/* Helpers */
+
+/* Copies at most QUOTE_MAX bytes of s[0..n) into out (size > QUOTE_MAX + 4), cut on a UTF-8
+ * boundary and with NUL bytes shown as spaces, so the error message stays valid UTF-8. */
+static const char *quote(char *out, const char *s, size_t n) {
+    size_t k = n > QUOTE_MAX ? QUOTE_MAX : n;
+    if (k < n)
+        while (k > 0 && ((unsigned char)s[k] & 0xC0) == 0x80) k--; /* don't split a character */
+    for (size_t i = 0; i < k; i++) out[i] = s[i] ? s[i] : ' ';
+    if (k < n) {
+        memcpy(out + k, "...", 3);
+        k += 3;
+    }
+    out[k] = 0;
+    return out;
+}
+
+/* Name of a JSON value's type, for messages. */
+static const char *type_name(const json_t *v) {
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: return "an object";
+    case JSON_ARRAY: return "an array";
+    case JSON_STRING: return "a string";
+    case JSON_INTEGER:
+    case JSON_REAL: return "a number";
+    case JSON_TRUE:
+    case JSON_FALSE: return "a boolean";
+    default: return "null";
+    }
+}
+
+/* An optional boolean field: absent or null leaves *out alone. */
+static int get_bool(json_t *root, const char *key, int *out, api_error_t *err) {
+    json_t *v = json_object_get(root, key);
+    if (!v || json_is_null(v)) return 0;
+    if (!json_is_boolean(v))
+        return api_error_set(err, API_ERR_INVALID_TYPE, "\"%s\" must be true or false, not %s", key, type_name(v));
+    *out = json_is_true(v);
+    return 0;
+}
+
+/* Parses the document; maps jansson's error to ours. Returns the root (new) or NULL. */
+static json_t *load(const char *body, size_t len, api_error_t *err) {
+    json_error_t jerr;
+    json_t *root = json_loadb(body ? body : "", body ? len : 0, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+    if (root) return root;
+    enum json_error_code code = json_error_code(&jerr);
+    if (code == json_error_invalid_utf8 || strncmp(jerr.text, "invalid Unicode", 15) == 0)
+        api_error_set(err, API_ERR_INVALID_UTF8, "the body is not valid UTF-8 (byte %d)", jerr.position);
+    else if (code == json_error_out_of_memory)
+        api_error_set(err, API_ERR_OUT_OF_MEMORY, "out of memory while parsing the body");
+    else
+        api_error_set(err, API_ERR_INVALID_JSON, "malformed JSON: %s (line %d, column %d)", jerr.text, jerr.line,
+                      jerr.column);
+    return NULL;
+}
+
+/* Makes room for n texts in r (one inline, more allocated). Returns 0 or -1 with err set. */
+static int alloc_texts(api_request_t *r, size_t n, api_error_t *err) {
+    r->n_texts = n;
+    if (n == 1) {
+        r->texts = &r->_text1;
+        r->text_lens = &r->_len1;
+        return 0;
+    }
+    r->_texts = calloc(n, sizeof *r->_texts);
+    r->_lens = calloc(n, sizeof *r->_lens);
+    if (!r->_texts || !r->_lens) return api_error_set(err, API_ERR_OUT_OF_MEMORY, "out of memory for %zu texts", n);
+    r->texts = r->_texts;
+    r->text_lens = r->_lens;
+    return 0;
+}
+
+/* Stores text i (a JSON string) in r. */
+static void set_text(api_request_t *r, size_t i, json_t *s) {
+    if (r->n_texts == 1) {
+        r->_text1 = json_string_value(s);
+        r->_len1 = json_string_length(s);
+    } else {
+        r->_texts[i] = json_string_value(s);
+        r->_lens[i] = json_string_length(s);
+    }
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* POST /v1/sentiment */
+
+static int parse_sentiment(api_request_t *r, json_t *root, const api_limits_t *lim, api_error_t *err) {
+    static const char *const known[] = {"text", "texts", "model", "gates", "trajectory", "truncate"};
+    char q[QUOTE_MAX + 8];
+    const char *key;
+    size_t key_len;
+    json_t *v;
+    json_object_keylen_foreach(root, key, key_len, v) {
+        size_t k = 0;
+        while (k < sizeof known / sizeof *known && (strlen(known[k]) != key_len || memcmp(known[k], key, key_len)))
+            k++;
+        if (k == sizeof known / sizeof *known)
+            return api_error_set(err, API_ERR_INVALID_REQUEST,
+                                 "unknown field \"%s\" (known: text, texts, model, gates, trajectory, truncate)",
+                                 quote(q, key, key_len));
+    }
+    json_t *text = json_object_get(root, "text"), *texts = json_object_get(root, "texts");
+    if (json_is_null(text)) text = NULL;
+    if (json_is_null(texts)) texts = NULL;
+    if (text && !json_is_string(text))
+        return api_error_set(err, API_ERR_INVALID_TYPE, "\"text\" must be a string, not %s", type_name(text));
+    if (texts && !json_is_array(texts))
+        return api_error_set(err, API_ERR_INVALID_TYPE, "\"texts\" must be an array of strings, not %s",
+                             type_name(texts));
+    for (size_t i = 0; texts && i < json_array_size(texts); i++)
+        if (!json_is_string(json_array_get(texts, i)))
+            return api_error_set(err, API_ERR_INVALID_TYPE, "texts[%zu] must be a string, not %s", i,
+                                 type_name(json_array_get(texts, i)));
+    v = json_object_get(root, "model");
+    if (v && !json_is_null(v)) {
+        if (!json_is_string(v))
+            return api_error_set(err, API_ERR_INVALID_TYPE, "\"model\" must be a string, not %s", type_name(v));
+        if (json_string_length(v) == 0 || strlen(json_string_value(v)) != json_string_length(v))
+            return api_error_set(err, API_ERR_MODEL_NOT_FOUND, "\"model\" must name a loaded model (GET /v1/models)");
+        r->model = json_string_value(v);
+    }
+    v = json_object_get(root, "gates");
+    if (v && !json_is_null(v)) {
+        if (json_is_boolean(v)) {
+            r->gates = json_is_true(v) ? GRU_GATES_SUMMARY : GRU_GATES_NONE;
+        } else if (!json_is_string(v)) {
+            return api_error_set(err, API_ERR_INVALID_TYPE, "\"gates\" must be \"none\", \"summary\" or \"full\", not %s",
+                                 type_name(v));
+        } else if (strlen(json_string_value(v)) != json_string_length(v) ||
+                   gru_gates_mode_parse(json_string_value(v), &r->gates) < 0) {
+            return api_error_set(err, API_ERR_INVALID_REQUEST,
+                                 "\"gates\" must be \"none\", \"summary\" or \"full\", not \"%s\"",
+                                 quote(q, json_string_value(v), json_string_length(v)));
+        }
+    }
+    if (get_bool(root, "trajectory", &r->trajectory, err) < 0 || get_bool(root, "truncate", &r->truncate, err) < 0)
+        return -1;
+
+    if (text && texts) return api_error_set(err, API_ERR_INVALID_REQUEST, "give \"text\" or \"texts\", not both");
+    if (!text && !texts)
+        return api_error_set(err, API_ERR_MISSING_TEXT, "the body needs \"text\": \"...\" or \"texts\": [\"...\", ...]");
+    if (text) {
+        if (json_string_length(text) == 0) return api_error_set(err, API_ERR_EMPTY_TEXT, "\"text\" is empty");
+        r->single = 1;
+        if (alloc_texts(r, 1, err) < 0) return -1;
+        set_text(r, 0, text);
+        return 0;
+    }
+    size_t n = json_array_size(texts);
+    if (n == 0) return api_error_set(err, API_ERR_EMPTY_LIST, "\"texts\" is empty");
+    if (lim && n > lim->max_texts)
+        return api_error_set(err, API_ERR_TOO_MANY_TEXTS, "\"texts\" holds %zu texts; the limit is %zu", n,
+                             lim->max_texts);
+    for (size_t i = 0; i < n; i++)
+        if (json_string_length(json_array_get(texts, i)) == 0)
+            return api_error_set(err, API_ERR_EMPTY_TEXT, "texts[%zu] is empty", i);
+    if (alloc_texts(r, n, err) < 0) return -1;
+    for (size_t i = 0; i < n; i++) set_text(r, i, json_array_get(texts, i));
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* POST /v2/models/{name}/infer (KServe Open Inference Protocol v2, JSON) */
+
+/* Counts the strings of a (possibly nested) BYTES data array. Returns 0 or -1 with err set. */
+static int count_data(json_t *a, int depth, size_t *n, api_error_t *err) {
+    for (size_t i = 0; i < json_array_size(a); i++) {
+        json_t *e = json_array_get(a, i);
+        if (json_is_string(e)) {
+            (*n)++;
+        } else if (json_is_array(e) && depth < KSERVE_MAX_DEPTH) {
+            if (count_data(e, depth + 1, n, err) < 0) return -1;
+        } else {
+            return api_error_set(err, API_ERR_INVALID_TYPE,
+                                 "inputs[0].data must hold strings (BYTES elements), not %s", type_name(e));
+        }
+    }
+    return 0;
+}
+
+/* Stores the strings of a data array in r, in row-major order. */
+static void fill_data(api_request_t *r, json_t *a, size_t *i) {
+    for (size_t k = 0; k < json_array_size(a); k++) {
+        json_t *e = json_array_get(a, k);
+        if (json_is_string(e)) set_text(r, (*i)++, e);
+        else fill_data(r, e, i);
+    }
+}
+
+static int parse_outputs(api_request_t *r, json_t *outs, api_error_t *err) {
+    char q[QUOTE_MAX + 8];
+    if (!outs || json_is_null(outs)) {
+        r->outputs = API_OUTPUT_LABEL | API_OUTPUT_PROBABILITIES;
+        r->output_order[0] = API_OUTPUT_LABEL;
+        r->output_order[1] = API_OUTPUT_PROBABILITIES;
+        r->n_outputs = 2;
+        return 0;
+    }
+    if (!json_is_array(outs))
+        return api_error_set(err, API_ERR_INVALID_TYPE, "\"outputs\" must be an array, not %s", type_name(outs));
+    for (size_t i = 0; i < json_array_size(outs); i++) {
+        json_t *o = json_array_get(outs, i), *name = json_object_get(o, "name");
+        if (!json_is_object(o) || !json_is_string(name))
+            return api_error_set(err, API_ERR_INVALID_TYPE, "outputs[%zu] must be an object with a string \"name\"", i);
+        const char *s = json_string_value(name);
+        unsigned bit = strcmp(s, "label") == 0           ? API_OUTPUT_LABEL
+                       : strcmp(s, "probabilities") == 0 ? API_OUTPUT_PROBABILITIES
+                                                         : 0;
+        if (!bit || strlen(s) != json_string_length(name))
+            return api_error_set(err, API_ERR_INVALID_REQUEST,
+                                 "outputs[%zu]: unknown output \"%s\" (this model has \"label\" and \"probabilities\")", i,
+                                 quote(q, s, json_string_length(name)));
+        if (r->outputs & bit) continue;
+        r->outputs |= bit;
+        r->output_order[r->n_outputs++] = (unsigned char)bit;
+    }
+    if (r->n_outputs == 0) return parse_outputs(r, NULL, err); /* "outputs": [] means all */
+    return 0;
+}
+
+static int parse_kserve(api_request_t *r, json_t *root, const api_limits_t *lim, api_error_t *err) {
+    char q[QUOTE_MAX + 8];
+    json_t *id = json_object_get(root, "id"), *params = json_object_get(root, "parameters");
+    if (id && !json_is_null(id)) {
+        if (!json_is_string(id))
+            return api_error_set(err, API_ERR_INVALID_TYPE, "\"id\" must be a string, not %s", type_name(id));
+        r->id = json_string_value(id);
+    }
+    if (params && !json_is_null(params) && !json_is_object(params))
+        return api_error_set(err, API_ERR_INVALID_TYPE, "\"parameters\" must be an object, not %s", type_name(params));
+    if (parse_outputs(r, json_object_get(root, "outputs"), err) < 0) return -1;
+
+    json_t *inputs = json_object_get(root, "inputs");
+    if (!inputs || json_is_null(inputs))
+        return api_error_set(err, API_ERR_MISSING_TEXT, "the body needs \"inputs\": [{\"name\", \"shape\", "
+                                                        "\"datatype\": \"BYTES\", \"data\"}]");
+    if (!json_is_array(inputs))
+        return api_error_set(err, API_ERR_INVALID_TYPE, "\"inputs\" must be an array, not %s", type_name(inputs));
+    if (json_array_size(inputs) != 1)
+        return api_error_set(err, API_ERR_INVALID_REQUEST, "\"inputs\" must hold exactly one tensor (of texts), not %zu",
+                             json_array_size(inputs));
+    json_t *in = json_array_get(inputs, 0);
+    if (!json_is_object(in))
+        return api_error_set(err, API_ERR_INVALID_TYPE, "inputs[0] must be an object, not %s", type_name(in));
+    json_t *name = json_object_get(in, "name"), *dtype = json_object_get(in, "datatype");
+    json_t *shape = json_object_get(in, "shape"), *data = json_object_get(in, "data");
+    if (!json_is_string(name)) return api_error_set(err, API_ERR_INVALID_TYPE, "inputs[0].name must be a string");
+    if (!json_is_string(dtype)) return api_error_set(err, API_ERR_INVALID_TYPE, "inputs[0].datatype must be a string");
+    if (!json_is_array(shape)) return api_error_set(err, API_ERR_INVALID_TYPE, "inputs[0].shape must be an array");
+    if (!json_is_array(data)) return api_error_set(err, API_ERR_INVALID_TYPE, "inputs[0].data must be an array");
+    if (strcmp(json_string_value(dtype), "BYTES") != 0)
+        return api_error_set(err, API_ERR_INVALID_REQUEST, "inputs[0].datatype must be \"BYTES\" (texts), not \"%s\"",
+                             quote(q, json_string_value(dtype), json_string_length(dtype)));
+    size_t elems = 1;
+    for (size_t i = 0; i < json_array_size(shape); i++) {
+        json_t *d = json_array_get(shape, i);
+        if (!json_is_integer(d) || json_integer_value(d) < 0)
+            return api_error_set(err, API_ERR_INVALID_TYPE, "inputs[0].shape must hold non-negative integers");
+        json_int_t dv = json_integer_value(d);
+        if (dv > (json_int_t)(SIZE_MAX / 2) || (dv && elems > SIZE_MAX / 2 / (size_t)dv))
+            return api_error_set(err, API_ERR_INVALID_REQUEST, "inputs[0].shape is too large");
+        elems *= (size_t)dv;
+    }
+    size_t n = 0;
+    if (count_data(data, 1, &n, err) < 0) return -1;
+    if (json_array_size(shape) == 0 || elems != n)
+        return api_error_set(err, API_ERR_INVALID_REQUEST, "inputs[0].shape holds %zu elements but data holds %zu",
+                             json_array_size(shape) ? elems : 0, n);
+    if (n == 0) return api_error_set(err, API_ERR_EMPTY_LIST, "inputs[0].data is empty");
+    if (lim && n > lim->max_texts)
+        return api_error_set(err, API_ERR_TOO_MANY_TEXTS, "inputs[0] holds %zu texts; the limit is %zu", n,
+                             lim->max_texts);
+    if (alloc_texts(r, n, err) < 0) return -1;
+    size_t i = 0;
+    fill_data(r, data, &i);
+    for (i = 0; i < n; i++)
+        if (r->text_lens[i] == 0) return api_error_set(err, API_ERR_EMPTY_TEXT, "inputs[0].data[%zu] is empty", i);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Public */
+
+void api_request_init(api_request_t *r) {
+    memset(r, 0, sizeof *r);
+    r->gates = GRU_GATES_SUMMARY;
+    r->truncate = 1;
+}
+
+void api_request_deinit(api_request_t *r) {
+    if (!r) return;
+    json_decref((json_t *)r->_doc);
+    free(r->_texts);
+    free(r->_lens);
+    api_request_init(r);
+}
+
+int api_request_parse(api_request_t *r, api_request_kind_t kind, const char *body, size_t len,
+                      const api_limits_t *lim, api_error_t *err) {
+    api_request_deinit(r);
+    r->kind = kind;
+    if (kind == API_REQ_KSERVE_INFER) r->gates = GRU_GATES_NONE;
+    json_t *root = load(body, len, err);
+    if (!root) return -1;
+    r->_doc = root;
+    int rc;
+    if (!json_is_object(root))
+        rc = api_error_set(err, API_ERR_INVALID_TYPE, "the body must be a JSON object, not %s", type_name(root));
+    else if (kind == API_REQ_KSERVE_INFER)
+        rc = parse_kserve(r, root, lim, err);
+    else
+        rc = parse_sentiment(r, root, lim, err);
+    if (rc < 0) api_request_deinit(r);
+    return rc;
+}
