@@ -1,0 +1,126 @@
+/* bq.h - the batch queue: texts from many requests, batched on a libuv loop, run on a pool of
+ * worker threads, each with its own gru_ctx_t per model.
+ *
+ * A job is one request: n items (texts), each with its token ids and the result buffers the
+ * request lends to the queue. The submitter first reserves room for the job's items
+ * (bq_reserve, which is where back-pressure happens), then hands the job over (bq_submit).
+ * From then on the queue owns the job until it calls job->done exactly once, on the loop
+ * thread, with job->status set. Between those two points the submitter must not touch the job,
+ * its items or their buffers.
+ *
+ * Threads: bq_reserve, bq_unreserve, bq_submit and bq_depth may be called from any thread.
+ * Everything else, and every callback, runs on the loop thread. Workers run only
+ * gru_forward_batch() on a batch's own arrays and the lent result buffers.
+ *
+ * Usage:
+ *     bq_queue_t *q; bq_new(&q, loop, models, n_models, &opts);   // before uv_run
+ *     // any thread:
+ *     if (bq_reserve(q, job->n_items) == 0) { ...; bq_submit(q, job); }  // done(job) follows
+ *     // loop thread, at shutdown:
+ *     bq_cancel(q); ... when bq_idle(q): bq_close(q); uv_run finishes; bq_free(q);
+ */
+#ifndef BQ_H
+#define BQ_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "gru.h"
+
+/* ---- types ---- */
+
+typedef struct bq_queue bq_queue_t; /* opaque */
+typedef struct bq_job bq_job_t;
+typedef void (*bq_done_cb)(bq_job_t *job);
+
+/* One text of a job. Public: set by the submitter. Private: the rest. */
+typedef struct bq_item {
+    const int32_t *ids; /* (len) token ids, borrowed until done */
+    size_t len;         /* >= 1 */
+    float *probs;       /* (C) written by a worker */
+    float *gates;       /* gru_gates_floats(cfg, job->gates, len) floats, or NULL */
+    float *trajectory;  /* (len, C) or NULL */
+    /* private */
+    bq_job_t *_job;
+    struct bq_item *_prev, *_next; /* in a pending list */
+    int _pending;                  /* 1 while in a pending list */
+} bq_item_t;
+
+struct bq_job {
+    /* public: set by the submitter before bq_submit */
+    size_t model;            /* index into the models given to bq_new */
+    gru_gates_mode_t gates;  /* for all its items */
+    bq_item_t *items;        /* (n_items) */
+    size_t n_items;
+    bq_done_cb done;         /* called once, on the loop thread */
+    void *data;              /* for the submitter */
+    /* public, read-only in done */
+    int status;              /* 0; -ETIMEDOUT (deadline passed in the queue); -ECANCELED
+                                (shutdown); -ENOMEM or -EINVAL (the engine failed) */
+    uint64_t t_submit_ns;    /* bq_submit (monotonic clock) */
+    uint64_t t_start_ns;     /* first item's batch started computing (0: never) */
+    uint64_t t_end_ns;       /* done */
+    size_t batch_max;        /* texts in the largest batch an item ran in */
+    /* private */
+    bq_job_t *_next;
+    size_t _outstanding;     /* items not yet finished */
+    uint64_t _deadline_ns;
+};
+
+/* Queue settings. */
+typedef struct {
+    int workers;             /* concurrent batches, one gru_ctx_t per model each; >= 1 */
+    size_t max_batch;        /* texts per batch */
+    size_t max_batch_tokens; /* tokens per batch (a longer single text still runs alone) */
+    uint64_t max_delay_us;   /* 0: dispatch what is queued as soon as a worker is free */
+    size_t max_queue;        /* texts reserved and not yet running; beyond it -EAGAIN */
+    uint64_t timeout_ms;     /* deadline of a text in the queue */
+    int warmup;              /* run one batch on every context in bq_new */
+    /* Observers (loop thread; may be NULL): one call per batch, one per text that waited. */
+    void (*on_batch)(void *data, size_t model, size_t texts, size_t tokens, uint64_t compute_ns);
+    void (*on_wait)(void *data, uint64_t wait_ns);
+    void *observer_data;
+} bq_options_t;
+
+/* Counters for /metrics (a snapshot; any thread). */
+typedef struct {
+    size_t depth;   /* texts reserved and not yet running */
+    int busy;       /* batches running */
+    int workers;
+} bq_stats_t;
+
+/* ---- prototypes ---- */
+
+/* Creates the queue on loop (its handles are initialized here; call before uv_run, on the
+ * thread that will run the loop). models are borrowed for the queue's life. Returns 0 or
+ * -ENOMEM / -EINVAL, with nothing left allocated. */
+int bq_new(bq_queue_t **out, uv_loop_t *loop, gru_model_t *const *models, size_t n_models,
+           const bq_options_t *opt);
+/* Frees the queue after bq_close and after the loop has run the close callbacks. NULL is ok. */
+void bq_free(bq_queue_t *q);
+
+/* Reserves room for n texts. Returns 0, -EAGAIN when the queue is full, or -ECANCELED after
+ * bq_cancel. Any thread. Each successful reserve must be followed by bq_submit of a job of n
+ * items or by bq_unreserve(q, n). */
+int bq_reserve(bq_queue_t *q, size_t n);
+void bq_unreserve(bq_queue_t *q, size_t n);
+
+/* Hands job over (its n_items were reserved). Never fails: job->done(job) is called exactly
+ * once, later, on the loop thread (it may run before bq_submit returns on the caller's thread:
+ * do everything that must precede done, such as MHD_suspend_connection, before bq_submit).
+ * Any thread. */
+void bq_submit(bq_queue_t *q, bq_job_t *job);
+
+/* Loop thread: refuse new reservations; fail every queued text (its job gets -ECANCELED);
+ * let running batches finish. */
+void bq_cancel(bq_queue_t *q);
+/* Loop thread: 1 when nothing is reserved, queued or running. */
+int bq_idle(bq_queue_t *q);
+/* Loop thread: closes the queue's handles (after bq_idle). */
+void bq_close(bq_queue_t *q);
+
+void bq_stats(bq_queue_t *q, bq_stats_t *out); /* any thread */
+
+#endif /* BQ_H */

@@ -1,0 +1,84 @@
+/* srv_metrics.h - counters and histograms for GET /metrics (Prometheus text format 0.0.4).
+ *
+ * Everything is a relaxed C11 atomic: any thread may record, any thread may render. A render
+ * is not a consistent snapshot across series (as in every Prometheus client).
+ */
+#ifndef SRV_METRICS_H
+#define SRV_METRICS_H
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ---- constants ---- */
+
+/* Routes, as the "route" label of the request series. */
+typedef enum {
+    SRV_ROUTE_SENTIMENT = 0,
+    SRV_ROUTE_MODELS,
+    SRV_ROUTE_HEALTHZ,
+    SRV_ROUTE_READYZ,
+    SRV_ROUTE_METRICS,
+    SRV_ROUTE_OPENAPI,
+    SRV_ROUTE_V2_SERVER,
+    SRV_ROUTE_V2_LIVE,
+    SRV_ROUTE_V2_READY,
+    SRV_ROUTE_V2_MODEL,
+    SRV_ROUTE_V2_MODEL_READY,
+    SRV_ROUTE_V2_INFER,
+    SRV_ROUTE_OTHER, /* unknown paths (404) and preflight */
+    SRV_ROUTE__COUNT
+} srv_route_id_t;
+
+#define SRV_METRICS_STATUSES 16 /* distinct status codes kept; more go to "other" */
+#define SRV_METRICS_MAX_MODELS 32
+#define SRV_HIST_MAX_BUCKETS 20
+
+/* ---- types ---- */
+
+typedef struct {
+    const double *bounds; /* upper bounds, ascending (+Inf implied) */
+    size_t n_bounds;
+    atomic_uint_fast64_t buckets[SRV_HIST_MAX_BUCKETS + 1]; /* non-cumulative */
+    atomic_uint_fast64_t count;
+    _Atomic double sum;
+} srv_hist_t;
+
+typedef struct {
+    atomic_uint_fast64_t requests[SRV_ROUTE__COUNT][SRV_METRICS_STATUSES];
+    srv_hist_t latency[SRV_ROUTE__COUNT]; /* seconds */
+    srv_hist_t queue_wait;                /* seconds, per text */
+    srv_hist_t compute;                   /* seconds, per batch */
+    srv_hist_t batch_size;                /* texts per batch */
+    atomic_uint_fast64_t texts[SRV_METRICS_MAX_MODELS];
+    atomic_uint_fast64_t tokens[SRV_METRICS_MAX_MODELS];
+    atomic_uint_fast64_t batches[SRV_METRICS_MAX_MODELS];
+    double start_time;                    /* unix seconds */
+} srv_metrics_t;
+
+/* What render needs besides the counters: gauges read at render time. Borrowed. */
+typedef struct {
+    size_t queue_depth;
+    int workers_busy, workers;
+    long inflight;
+    int ready, draining;
+    size_t n_models;
+    const char *const *model_names;   /* (n_models) */
+    const char *const *model_info;    /* (n_models) extra labels, e.g. tokenizer="word",... */
+} srv_metrics_gauges_t;
+
+/* ---- prototypes ---- */
+
+void srv_metrics_init(srv_metrics_t *m);
+const char *srv_route_name(srv_route_id_t r);
+
+void srv_metrics_request(srv_metrics_t *m, srv_route_id_t route, int status, double seconds);
+void srv_metrics_batch(srv_metrics_t *m, size_t model, size_t texts, size_t tokens, double seconds);
+void srv_metrics_wait(srv_metrics_t *m, double seconds);
+void srv_hist_observe(srv_hist_t *h, double x);
+
+/* The exposition text (new malloc'ed bytes, NUL-terminated; free() them) with its length in
+ * *len, or NULL when out of memory. */
+char *srv_metrics_render(srv_metrics_t *m, const srv_metrics_gauges_t *g, size_t *len);
+
+#endif /* SRV_METRICS_H */
