@@ -65,12 +65,12 @@ static int get_bool(json_t *root, const char *key, int *out, api_error_t *err) {
 /* Parses the document; maps jansson's error to ours. Returns the root (new) or NULL. */
 static json_t *load(const char *body, size_t len, api_error_t *err) {
     json_error_t jerr;
-    json_t *root = json_loadb(body ? body : "", body ? len : 0, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+    json_t *root = json_loadb(body ? body : "", body ? len : 0, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL | JSON_DECODE_ANY, &jerr);
     if (root) return root;
     enum json_error_code code = json_error_code(&jerr);
     if (code == json_error_invalid_utf8 || strncmp(jerr.text, "invalid Unicode", 15) == 0)
         api_error_set(err, API_ERR_INVALID_UTF8, "the body is not valid UTF-8 (byte %d)", jerr.position);
-    else if (code == json_error_out_of_memory)
+    else if (code == json_error_out_of_memory || jerr.text[0] == 0) /* jansson's lexer could not allocate */
         api_error_set(err, API_ERR_OUT_OF_MEMORY, "out of memory while parsing the body");
     else
         api_error_set(err, API_ERR_INVALID_JSON, "malformed JSON: %s (line %d, column %d)", jerr.text, jerr.line,

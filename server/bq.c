@@ -374,6 +374,13 @@ void bq_cancel(bq_queue_t *q) {
     arm_deadline(q);
 }
 
+void bq_flush(bq_queue_t *q) {
+    BQ_ASSERT_LOOP_THREAD(q);
+    q->opt.max_delay_us = 0;
+    uv_timer_stop(&q->delay_timer);
+    schedule(q);
+}
+
 int bq_idle(bq_queue_t *q) {
     BQ_ASSERT_LOOP_THREAD(q);
     return (atomic_load(&q->reserved) & ~BQ_CLOSED) == 0 && atomic_load(&q->submitting) == 0 &&

@@ -116,6 +116,8 @@ void bq_submit(bq_queue_t *q, bq_job_t *job);
 /* Loop thread: refuse new reservations; fail every queued text (its job gets -ECANCELED);
  * let running batches finish. */
 void bq_cancel(bq_queue_t *q);
+/* Loop thread: stop waiting for fuller batches (max_delay_us becomes 0); used when draining. */
+void bq_flush(bq_queue_t *q);
 /* Loop thread: 1 when nothing is reserved, queued or running. */
 int bq_idle(bq_queue_t *q);
 /* Loop thread: closes the queue's handles (after bq_idle). */

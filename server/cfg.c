@@ -69,7 +69,7 @@ static const cfg_entry_t static_configs[] = {
             "inference worker threads, each with one OpenBLAS thread (0: one per CPU)"),
     INT_CFG("max-batch", max_batch, 1, 1024, "64", "most texts in one batched forward pass"),
     INT_CFG("max-batch-tokens", max_batch_tokens, 1, 1 << 22, "16384", "most tokens in one batch"),
-    INT_CFG("max-delay-us", max_delay_us, 0, 1000000, "0",
+    INT_CFG("max-delay-us", max_delay_us, 0, 10000000, "0",
             "longest a text waits for a fuller batch while a worker is free (0: take what is "
             "queued; the loop's timers have 1 ms resolution)"),
     INT_CFG("max-queue", max_queue, 1, 1 << 22, "2048",

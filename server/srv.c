@@ -40,6 +40,7 @@
  * A second signal skips the wait.
  */
 #include <dirent.h>
+#include <pthread.h>
 #include <errno.h>
 #include <math.h>
 #include <signal.h>
@@ -244,7 +245,14 @@ static void on_drain_tick(uv_timer_t *t) {
         s->canceled = 1;
         s->grace_deadline_ns = now + (uint64_t)SRV_GRACE_MS * 1000000u;
     }
-    int done = bq_idle(s->bq) && inflight == 0;
+    unsigned long arrivals = atomic_load(&s->arrivals);
+    if (arrivals != s->quiet_arrivals || inflight) {
+        s->quiet_arrivals = arrivals;
+        s->quiet_since_ns = now;
+    }
+    /* Done when nothing is in flight and, for a short while, nothing has arrived: a client
+     * that got a keep-alive answer just before the signal may still send one more request. */
+    int done = bq_idle(s->bq) && inflight == 0 && now - s->quiet_since_ns >= (uint64_t)SRV_QUIET_MS * 1000000u;
     if (!done && !(s->canceled && now >= s->grace_deadline_ns)) return;
     bq_cancel(s->bq); /* no reservation from here on; then nothing may be left in the queue */
     if (!bq_idle(s->bq)) return;
@@ -266,7 +274,9 @@ static void on_signal(uv_signal_t *h, int signum) {
     srv_log(CFG_LOG_INFO, "signal %d: draining (not ready, no new connections, up to %d ms)", signum,
             s->cfg.drain_timeout_ms);
     srv_http_quiesce(s);
-    s->drain_start_ns = now;
+    bq_flush(s->bq); /* no point waiting for fuller batches now */
+    s->drain_start_ns = s->quiet_since_ns = now;
+    s->quiet_arrivals = atomic_load(&s->arrivals);
     s->drain_deadline_ns = now + (uint64_t)s->cfg.drain_timeout_ms * 1000000u;
     uv_timer_start(&s->drain_timer, on_drain_tick, 0, 2);
 }
@@ -317,6 +327,15 @@ int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
     srv_metrics_init(&s->metrics);
 
+    /* SIGTERM/SIGINT stay blocked until the queue exists: a signal during startup is handled
+     * once the loop runs (and every thread started meanwhile keeps them blocked, so they
+     * arrive on this one). */
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+
     int status = 1;
     if (uv_loop_init(&s->loop) < 0) {
         fprintf(stderr, "gru-serve: cannot create the event loop\n");
@@ -356,6 +375,7 @@ int main(int argc, char **argv) {
         goto out;
     }
     atomic_store_explicit(&s->ready, 1, memory_order_release);
+    pthread_sigmask(SIG_UNBLOCK, &stop_signals, NULL);
     srv_log(CFG_LOG_INFO, "ready in %.1f ms: %zu model%s, default %s", (double)(srv_now_ns() - s->t_start_ns) / 1e6,
             s->n_models, s->n_models == 1 ? "" : "s", s->models[0].name);
 

@@ -21,6 +21,7 @@
 #define SRV_VERSION "0.1.0"
 #define SRV_MAX_MODELS SRV_METRICS_MAX_MODELS
 #define SRV_GRACE_MS 1000 /* after the drain timeout: time for resumed requests to be sent */
+#define SRV_QUIET_MS 100  /* draining ends after this long with no request (keep-alive stragglers) */
 
 #define SRV_ASSERT(x)                                                                   \
     do {                                                                                \
@@ -68,6 +69,7 @@ typedef struct srv {
     atomic_int ready;                  /* models loaded and warm */
     atomic_int draining;               /* SIGTERM/SIGINT seen */
     atomic_long inflight;              /* requests received and not yet completed */
+    atomic_ulong arrivals;             /* requests received, ever */
     uint64_t t_start_ns;
 
     uv_loop_t loop;                    /* loop */
@@ -75,6 +77,8 @@ typedef struct srv {
     uv_signal_t sig_term, sig_int;     /* loop */
     uv_timer_t drain_timer;            /* loop */
     int canceled;                      /* loop: queued work was failed (drain timeout) */
+    unsigned long quiet_arrivals;      /* loop: arrivals at quiet_since_ns */
+    uint64_t quiet_since_ns;           /* loop: since when no request arrived */
     int closing;                       /* loop: handles are closing */
     uint64_t drain_start_ns, drain_deadline_ns, grace_deadline_ns; /* loop */
 } srv_t;

@@ -607,6 +607,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (!(r = calloc(1, sizeof *r))) return MHD_NO;
         *req_cls = r;
         atomic_fetch_add(&s->inflight, 1);
+        atomic_fetch_add_explicit(&s->arrivals, 1, memory_order_relaxed);
         r->s = s;
         r->conn = conn;
         r->t_start_ns = srv_now_ns();
