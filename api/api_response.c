@@ -43,11 +43,15 @@ static json_t *real_or_null(double x) { return isnan(x) ? json_null() : json_rea
 char *api_sentiment_body(const api_result_t *results, size_t n, int single, size_t *len) {
     if (n == 0) return NULL;
     if (single) return dump(api_result_to_json(&results[0]), len);
+    /* jansson's *_set_new and *_append_new steal the value even when they fail. */
     json_t *o = json_object(), *arr = json_array();
     if (!o || !arr || json_object_set_new(o, "model", json_string(results[0].cfg->name)) < 0) goto oom;
     for (size_t i = 0; i < n; i++)
         if (json_array_append_new(arr, api_result_to_json(&results[i])) < 0) goto oom;
-    json_object_set_new(o, "results", arr);
+    if (json_object_set_new(o, "results", arr) < 0) {
+        json_decref(o);
+        return NULL;
+    }
     return dump(o, len);
 oom:
     json_decref(o);
@@ -63,10 +67,11 @@ char *api_kserve_infer_body(const api_request_t *req, const gru_config_t *cfg, c
     const size_t C = (size_t)cfg->num_labels;
     json_t *o = json_pack("{s:s, s:s}", "model_name", cfg->name, "model_version", "1");
     json_t *outs = json_array();
-    if (!o || !outs || json_object_set_new(o, "outputs", outs) < 0) {
+    if (!o || !outs) {
         json_decref(outs);
         goto oom;
     }
+    if (json_object_set_new(o, "outputs", outs) < 0) goto oom; /* outs was freed */
     if (req->id && json_object_set_new(o, "id", json_stringn(req->id, strlen(req->id))) < 0) goto oom;
     for (size_t k = 0; k < req->n_outputs; k++) {
         json_t *t, *data = json_array();
@@ -90,10 +95,16 @@ char *api_kserve_infer_body(const api_request_t *req, const gru_config_t *cfg, c
                     data = NULL;
                 }
         }
-        if (!t || !data || json_object_set_new(t, "data", data) < 0 || json_array_append_new(outs, t) < 0) {
-            if (!t) json_decref(data);
+        if (!t || !data) {
+            json_decref(t);
+            json_decref(data);
             goto oom;
         }
+        if (json_object_set_new(t, "data", data) < 0) { /* data was freed */
+            json_decref(t);
+            goto oom;
+        }
+        if (json_array_append_new(outs, t) < 0) goto oom; /* t was freed */
     }
     return dump(o, len);
 oom:
@@ -121,10 +132,11 @@ char *api_kserve_server_body(const char *version, size_t *len) {
 
 char *api_models_body(const api_model_info_t *models, size_t n, size_t *len) {
     json_t *o = json_object(), *arr = json_array();
-    if (!o || !arr || json_object_set_new(o, "models", arr) < 0) {
+    if (!o || !arr) {
         json_decref(arr);
         goto oom;
     }
+    if (json_object_set_new(o, "models", arr) < 0) goto oom; /* arr was freed */
     for (size_t i = 0; i < n; i++) {
         const gru_config_t *c = models[i].cfg;
         if (models[i].is_default && json_object_set_new(o, "default", json_string(c->name)) < 0) goto oom;

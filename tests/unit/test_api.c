@@ -394,7 +394,12 @@ static void test_api_alloc_failures(void **state) {
         if (rc == 0) {
             alloc_budget = n;
             b = api_kserve_infer_body(&r, &c, probs, 2, &len);
-            if (b) ok++;
+            alloc_budget = -1;
+            if (b) {
+                ok++;
+                assert_non_null(strstr(b, "\"probabilities\""));
+                assert_non_null(strstr(b, "\"id\":\"x\""));
+            }
         }
         alloc_budget = -1;
         free(b);
@@ -403,6 +408,18 @@ static void test_api_alloc_failures(void **state) {
         api_model_info_t m = {&c, 1, 0.5, 0.5};
         b = api_models_body(&m, 1, &len);
         alloc_budget = -1;
+        if (b) { /* complete, or nothing */
+            json_t *j = json_loads(b, 0, NULL);
+            assert_int_equal(json_array_size(json_object_get(j, "models")), 1);
+            assert_string_equal(json_string_value(json_object_get(j, "default")), "m");
+            json_decref(j);
+        }
+        free(b);
+        api_error_t e = {API_ERR_TIMEOUT, "late"};
+        alloc_budget = n;
+        b = api_error_body(&e, &len);
+        alloc_budget = -1;
+        if (b) assert_string_equal(b, "{\"error\":{\"code\":\"timeout\",\"message\":\"late\"}}");
         free(b);
     }
     json_set_alloc_funcs(malloc, free);
