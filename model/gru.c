@@ -55,7 +55,7 @@ struct gru_model {
     float *proj0[2];
 };
 
-#define GRU_PROJ_TABLE_MAX_BYTES ((size_t)256 << 20)
+#define GRU_PROJ_TABLE_MAX_BYTES ((size_t)256 << 20) /* default; GRU_PROJ_TABLE_MAX_MB overrides */
 
 static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
@@ -210,6 +210,20 @@ out:
     return rc;
 }
 
+/* Whether name is one of the tensors a model of config c has (exact names, as PyTorch writes). */
+static int is_expected_tensor(const gru_config_t *c, const char *name) {
+    if (!strcmp(name, "embedding.weight") || !strcmp(name, "fc.weight") || !strcmp(name, "fc.bias")) return 1;
+    static const char *const kinds[4] = {"weight_ih", "weight_hh", "bias_ih", "bias_hh"};
+    for (int l = 0; l < c->num_layers; l++)
+        for (int d = 0; d < 1 + c->bidirectional; d++)
+            for (int k = 0; k < 4; k++) {
+                char want[64];
+                snprintf(want, sizeof want, "gru.%s_l%d%s", kinds[k], l, d ? "_reverse" : "");
+                if (!strcmp(name, want)) return 1;
+            }
+    return 0;
+}
+
 /* Looks up a tensor and checks its shape (dims ends with -1). */
 static int want_tensor(const gru_model_t *m, const float **out, const char *path, const char *name,
                        char *err, size_t errlen, int ndim, int64_t d0, int64_t d1) {
@@ -283,13 +297,7 @@ int gru_model_load(gru_model_t **out, const char *dir, char *err, size_t errlen)
         /* Every expected tensor is present, so some other one is not: name it. */
         for (size_t i = 0; i < wts_count(m->wts); i++) {
             const char *name = wts_at(m->wts, i)->name;
-            int known = !strcmp(name, "embedding.weight") || !strcmp(name, "fc.weight") ||
-                        !strcmp(name, "fc.bias");
-            int l, n = 0;
-            char kind[8];
-            if (!known && sscanf(name, "gru.%*[a-z]_%2[ih]_l%d%n", kind, &l, &n) == 2)
-                known = l >= 0 && l < L && (name[n] == 0 || (D == 2 && !strcmp(name + n, "_reverse")));
-            if (!known) {
+            if (!is_expected_tensor(c, name)) {
                 rc = fail(err, errlen, -EPROTO,
                           "%s: unexpected tensor %s (config.json: num_layers %d, bidirectional %s)", path,
                           name, L, D == 2 ? "true" : "false");
@@ -437,7 +445,10 @@ static void matmul_forward(float *out, const float *x, const float *w, const flo
 static int precompute_proj0(gru_model_t *m) {
     const gru_config_t *c = &m->cfg;
     const size_t V = (size_t)c->vocab_size, H3 = 3 * (size_t)c->hidden_size;
-    if (V * H3 * sizeof(float) > GRU_PROJ_TABLE_MAX_BYTES || V > INT_MAX) return 0;
+    size_t cap = GRU_PROJ_TABLE_MAX_BYTES;
+    const char *env = getenv("GRU_PROJ_TABLE_MAX_MB"); /* memory for speed; 0 turns the table off */
+    if (env && *env) cap = (size_t)strtoul(env, NULL, 10) << 20;
+    if (V * H3 * sizeof(float) > cap || V > INT_MAX) return 0;
     for (int d = 0; d < 1 + c->bidirectional; d++) {
         const gru_dir_weights_t *w = &m->layers[0][d];
         if (!(m->proj0[d] = malloc(V * H3 * sizeof(float)))) return -ENOMEM;

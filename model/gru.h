@@ -89,6 +89,9 @@ typedef struct {
 
 /* Loads and validates a model directory. Nothing is returned unless everything checks: the
  * config, every tensor's dtype, shape, and byte range, and the vocabulary size.
+ * Layer 0's input projection is precomputed for every vocabulary entry, (V, 3H) floats per
+ * direction, when that is at most GRU_PROJ_TABLE_MAX_MB MiB (environment; default 256; 0 turns
+ * the table off and the projection is computed per batch instead).
  * Returns 0 and a new model in *out (free with gru_model_free), or a negative errno with a
  * message in err that names the file and, where it applies, the tensor. */
 int gru_model_load(gru_model_t **out, const char *dir, char *err, size_t errlen);

@@ -1,0 +1,5 @@
+# The engine's second path: layer 0 without the per-vocabulary projection table (used when the
+# table would exceed GRU_PROJ_TABLE_MAX_MB), checked against the same PyTorch references.
+add_test(NAME test_parity_no_table COMMAND test_parity)
+set_tests_properties(test_parity_no_table PROPERTIES LABELS unit
+                     ENVIRONMENT "OPENBLAS_NUM_THREADS=1;GRU_PROJ_TABLE_MAX_MB=0")
