@@ -163,7 +163,9 @@ static int models_load(srv_t *s) {
         }
         /* The served name (NAME=DIR) replaces the directory's name in every answer. */
         m->cfg_named = *gru_model_config(m->model);
-        snprintf(m->cfg_named.name, sizeof m->cfg_named.name, "%s", m->name);
+        /* Both are char[128]; memcpy, since gcc -O0 -Wrestrict misreads snprintf here. */
+        _Static_assert(sizeof m->cfg_named.name == sizeof m->name, "name buffers differ");
+        memcpy(m->cfg_named.name, m->name, sizeof m->name);
         m->cfg = &m->cfg_named;
         m->vocab = gru_model_vocab(m->model);
         s->model_ptrs[i] = m->model;
