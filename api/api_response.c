@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "api_internal.h"
 
 /* ------------------------------------------------------------------------------------------ */
 /* Helpers */
@@ -40,8 +41,8 @@ static json_t *real_or_null(double x) { return isnan(x) ? json_null() : json_rea
 /* ------------------------------------------------------------------------------------------ */
 /* POST /v1/sentiment */
 
-char *api_sentiment_body(const api_result_t *results, size_t n, int single, size_t *len) {
-    if (n == 0) return NULL;
+/* The jansson path: the reference, and the fallback when the fast writer declines. */
+static char *sentiment_body_jansson(const api_result_t *results, size_t n, int single, size_t *len) {
     if (single) return dump(api_result_to_json(&results[0]), len);
     /* jansson's *_set_new and *_append_new steal the value even when they fail. */
     json_t *o = json_object(), *arr = json_array();
@@ -57,6 +58,27 @@ oom:
     json_decref(o);
     json_decref(arr);
     return NULL;
+}
+
+char *api_sentiment_body(const api_result_t *results, size_t n, int single, size_t *len) {
+    if (n == 0) return NULL;
+    api__buf_t b = {NULL, 0, 0, 0};
+    if (!single) {
+        api__buf_put(&b, "{\"model\":", 9);
+        api__buf_string(&b, results[0].cfg->name, strlen(results[0].cfg->name));
+        api__buf_put(&b, ",\"results\":[", 12);
+    }
+    for (size_t i = 0; i < (single ? 1 : n); i++) {
+        if (i) api__buf_put(&b, ",", 1);
+        api__write_result(&b, &results[i]);
+    }
+    if (!single) api__buf_put(&b, "]}", 2);
+    if (b.failed) {
+        free(b.buf);
+        return sentiment_body_jansson(results, n, single, len);
+    }
+    if (len) *len = b.len;
+    return b.buf;
 }
 
 /* ------------------------------------------------------------------------------------------ */

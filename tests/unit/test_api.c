@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "api.h"
+#include "api_internal.h"
 
 static const api_limits_t limits = {8};
 
@@ -495,6 +496,159 @@ static void test_api_model_card(void **state) {
     rmdir(dir);
 }
 
+
+/* ------------------------------------------------------------------------------------------ */
+/* The fast writer against jansson, its reference */
+
+/* jansson's text for the real v. */
+static void jansson_real(double v, char *out, size_t cap) {
+    json_t *j = json_real(v);
+    char *s = json_dumps(j, API_DUMP_FLAGS | JSON_ENCODE_ANY);
+    snprintf(out, cap, "%s", s ? s : "(null)");
+    free(s);
+    json_decref(j);
+}
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+static uint64_t rng(void) {
+    rng_state ^= rng_state >> 12, rng_state ^= rng_state << 25, rng_state ^= rng_state >> 27;
+    return rng_state * 0x2545F4914F6CDD1Dull;
+}
+
+static void check_real(double v) {
+    char want[64], got[64];
+    jansson_real(v, want, sizeof want);
+    int n = api__fmt_real(got, v);
+    if (n < 0 || (size_t)n != strlen(got) || strcmp(got, want) != 0)
+        fail_msg("%.17g: got '%s' (%d), jansson '%s'", v, n < 0 ? "" : got, n, want);
+}
+
+static void test_api_fmt_real(void **state) {
+    (void)state;
+    static const double fixed[] = {0.0, -0.0, 1.0, -1.0, 0.5, 0.1, 1e-9, 9.99999999e-10, 1e9, 999999999.0,
+                                   9999999.5, 1234567.5, 1234568.5, 0.00001, 0.0001, 0.000123456789, 1e-5, 1e7,
+                                   12345678.0, 123456789.0, 3.4028234663852886e38, 1.1754943508222875e-38, 1e-45,
+                                   5e-324, 0.9999999, 0.99999995, 0.999999949, 1e300, 2.5, 100.0, 1e6, 999999.95};
+    for (size_t i = 0; i < sizeof fixed / sizeof *fixed; i++) check_real(fixed[i]);
+    char tmp[40];
+    assert_int_equal(api__fmt_real(tmp, NAN), -1);
+    assert_int_equal(api__fmt_real(tmp, INFINITY), -1);
+    /* Every float near each power of ten, where the exponent and the rounding change. */
+    for (int k = -12; k <= 12; k++) {
+        float x = (float)pow(10.0, k);
+        for (int i = 0; i < 64; i++) {
+            check_real((double)x);
+            check_real(-(double)x);
+            x = nextafterf(x, 0.0f);
+        }
+        x = (float)pow(10.0, k);
+        for (int i = 0; i < 64; i++, x = nextafterf(x, INFINITY)) check_real((double)x);
+    }
+    /* Random floats (what the engine produces), over the whole range, and in [0, 1]. */
+    for (int i = 0; i < 1000000; i++) {
+        uint32_t bits = (uint32_t)rng();
+        float f;
+        memcpy(&f, &bits, sizeof f);
+        if (isfinite(f)) check_real((double)f);
+        check_real((double)((float)(rng() >> 40) / (float)(1u << 24)));
+    }
+    /* Random doubles too. */
+    for (int i = 0; i < 200000; i++) {
+        uint64_t bits = rng();
+        double d;
+        memcpy(&d, &bits, sizeof d);
+        if (isfinite(d)) check_real(d);
+    }
+}
+
+static void test_api_write_string(void **state) {
+    (void)state;
+    static const char alphabet[][5] = {"a", "Z", " ", "\"", "\\", "/", "\n", "\t", "\r", "\b", "\f", "\x01", "\x1f",
+                                       "\x7f", "\xc3\xa9", "\xe5\xa5\xbd", "\xf0\x9f\x98\x80", "'"};
+    for (int i = 0; i < 20000; i++) {
+        char s[64] = "";
+        size_t n = 0, len = 1 + rng() % 12;
+        for (size_t k = 0; k < len; k++) {
+            const char *a = alphabet[rng() % (sizeof alphabet / sizeof *alphabet)];
+            memcpy(s + n, a, strlen(a));
+            n += strlen(a);
+        }
+        s[n] = 0;
+        json_t *j = json_string(s);
+        char *want = json_dumps(j, API_DUMP_FLAGS | JSON_ENCODE_ANY);
+        api__buf_t b = {NULL, 0, 0, 0};
+        api__buf_string(&b, s, n);
+        assert_false(b.failed);
+        assert_string_equal(b.buf, want);
+        free(want);
+        free(b.buf);
+        json_decref(j);
+    }
+    /* Invalid UTF-8 is declined, as jansson declines it. */
+    static const char *const bad[] = {"\xff", "\xc3", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "a\xe5\xa5"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        api__buf_t b = {NULL, 0, 0, 0};
+        api__buf_string(&b, bad[i], strlen(bad[i]));
+        assert_true(b.failed);
+        assert_null(json_string(bad[i]));
+        free(b.buf);
+    }
+}
+
+/* Random results of every shape: the fast body equals jansson's, byte for byte. */
+static void test_api_write_result(void **state) {
+    (void)state;
+    static const char *const texts[] = {"It's NOT good!!", "the food was cold , but the staff were \"lovely\"",
+                                        "caf\xc3\xa9 \xe5\xa5\xbd\xe5\x90\x83 \xf0\x9f\x98\x80 ok", "a\\b / c",
+                                        "x", "one two three four five six seven eight nine ten eleven"};
+    float buf[4 * 2 * 2 * 64 * 8 + 64], probs[GRU_MAX_LABELS], traj[64 * 3];
+    for (int iter = 0; iter < 3000; iter++) {
+        gru_config_t c = test_config();
+        c.num_layers = 1 + (int)(rng() % 2);
+        c.bidirectional = (int)(rng() % 2);
+        c.hidden_size = 1 + (int)(rng() % 8);
+        c.num_labels = 2 + (int)(rng() % 2);
+        if (rng() % 3 == 0) snprintf(c.labels[1], sizeof c.labels[1], "n\xc3\xa9u\"tral");
+        tok_config_t tc = {TOK_KIND_WORD, (int)(rng() % 2), 1 + rng() % 12};
+        tok_seq_t seq;
+        tok_seq_init(&seq);
+        const char *t = texts[rng() % (sizeof texts / sizeof *texts)];
+        assert_int_equal(tok_encode(&tc, NULL, t, strlen(t), &seq), 0);
+        for (size_t i = 0; i < seq.n; i++) seq.ids[i] = (int32_t)(rng() % 100000);
+        gru_gates_mode_t mode = (gru_gates_mode_t)(rng() % 3);
+        size_t ng = gru_gates_floats(&c, mode, seq.n);
+        assert_true(ng <= sizeof buf / sizeof *buf);
+        for (size_t i = 0; i < ng; i++) buf[i] = (float)((double)(rng() >> 11) / 9007199254740992.0) * (rng() % 2 ? 1 : -1);
+        float sum = 0;
+        for (int k = 0; k < c.num_labels; k++) sum += probs[k] = (float)(rng() % 1000000) / 1e6f + 1e-7f;
+        for (int k = 0; k < c.num_labels; k++) probs[k] /= sum;
+        for (size_t i = 0; i < seq.n * (size_t)c.num_labels; i++) traj[i] = (float)(rng() % 1000) / 1000.0f;
+        api_result_t r = {&c, &seq, probs, mode, mode ? buf : NULL, rng() % 2 ? traj : NULL};
+        json_t *j = api_result_to_json(&r);
+        char *want = json_dumps(j, API_DUMP_FLAGS);
+        json_decref(j);
+        size_t n;
+        char *got = api_sentiment_body(&r, 1, 1, &n);
+        assert_non_null(got);
+        assert_string_equal(got, want);
+        assert_int_equal(n, strlen(want));
+        free(got);
+        /* The batch form: {"model", "results": [...]} */
+        api_result_t two[2] = {r, r};
+        got = api_sentiment_body(two, 2, 0, &n);
+        json_t *doc = json_loads(got, 0, NULL);
+        assert_non_null(doc);
+        char *one = json_dumps(json_array_get(json_object_get(doc, "results"), 1), API_DUMP_FLAGS);
+        assert_string_equal(one, want);
+        assert_string_equal(json_string_value(json_object_get(doc, "model")), c.name);
+        free(one);
+        json_decref(doc);
+        free(got);
+        free(want);
+        tok_seq_deinit(&seq);
+    }
+}
+
 int main(void) {
     json_object_seed(0);
     const struct CMUnitTest tests[] = {
@@ -504,7 +658,8 @@ int main(void) {
         cmocka_unit_test(test_api_error_table),      cmocka_unit_test(test_api_error_body),
         cmocka_unit_test(test_api_kserve_body),      cmocka_unit_test(test_api_models_body),
         cmocka_unit_test(test_api_alloc_failures),   cmocka_unit_test(test_api_openapi),
-        cmocka_unit_test(test_api_model_card),
+        cmocka_unit_test(test_api_model_card),       cmocka_unit_test(test_api_fmt_real),
+        cmocka_unit_test(test_api_write_string),     cmocka_unit_test(test_api_write_result),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
