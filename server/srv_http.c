@@ -35,6 +35,7 @@
 
 #include <microhttpd.h>
 
+#include "page.h"
 #include "srv.h"
 
 /* ------------------------------------------------------------------------------------------ */
@@ -206,6 +207,23 @@ static int r_v2_server(srv_request_t *r, api_error_t *err) {
 static int r_openapi(srv_request_t *r, api_error_t *err) {
     (void)err;
     return respond(r, 200, "application/json", (char *)api_openapi_json, strlen(api_openapi_json), 0, NULL, 0) < 0
+               ? -2
+               : 0;
+}
+
+/* GET / and /index.html: the embedded page (page.h), public like the health routes. */
+static int r_page(srv_request_t *r, api_error_t *err) {
+    (void)err;
+    size_t len;
+    const unsigned char *page = srv_page_get(&len);
+    int fresh = srv_page_not_modified(MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_IF_NONE_MATCH));
+    const hdr_t extra[] = {{"Content-Security-Policy", srv_page_csp()},
+                           {MHD_HTTP_HEADER_CACHE_CONTROL, SRV_PAGE_CACHE_CONTROL},
+                           {MHD_HTTP_HEADER_ETAG, srv_page_etag()},
+                           {"X-Content-Type-Options", "nosniff"},
+                           {"Referrer-Policy", "no-referrer"}};
+    return respond(r, fresh ? MHD_HTTP_NOT_MODIFIED : MHD_HTTP_OK, SRV_PAGE_CONTENT_TYPE, fresh ? (char *)"" : (char *)page,
+                   fresh ? 0 : len, 0, extra, sizeof extra / sizeof *extra) < 0
                ? -2
                : 0;
 }
@@ -423,6 +441,7 @@ static const route_t routes[] = {
     {SRV_ROUTE_V2_MODEL, M_GET | M_HEAD, 1, 0, r_v2_model},
     {SRV_ROUTE_V2_MODEL_READY, M_GET | M_HEAD, 1, 0, r_v2_model_ready},
     {SRV_ROUTE_V2_INFER, M_POST, 1, 1, r_v2_infer},
+    {SRV_ROUTE_PAGE, M_GET | M_HEAD, 0, 0, r_page},
 };
 static const route_t route_not_found = {SRV_ROUTE_OTHER, M_GET | M_HEAD | M_POST, 0, 0, NULL};
 
@@ -442,7 +461,8 @@ static const route_t *route_match(srv_request_t *r, const char *url) {
         {"/healthz", SRV_ROUTE_HEALTHZ},        {"/readyz", SRV_ROUTE_READYZ},
         {"/metrics", SRV_ROUTE_METRICS},        {"/openapi.json", SRV_ROUTE_OPENAPI},
         {"/v2", SRV_ROUTE_V2_SERVER},           {"/v2/health/live", SRV_ROUTE_V2_LIVE},
-        {"/v2/health/ready", SRV_ROUTE_V2_READY},
+        {"/v2/health/ready", SRV_ROUTE_V2_READY},  {"/", SRV_ROUTE_PAGE},
+        {"/index.html", SRV_ROUTE_PAGE},
     };
     size_t ulen = strcspn(url, "?");
     while (ulen > 1 && url[ulen - 1] == '/') ulen--; /* "/v1/models/" is "/v1/models" */

@@ -24,6 +24,7 @@ static const char *const route_names[SRV_ROUTE__COUNT] = {
     [SRV_ROUTE_V2_MODEL] = "/v2/models/{name}",
     [SRV_ROUTE_V2_MODEL_READY] = "/v2/models/{name}/ready",
     [SRV_ROUTE_V2_INFER] = "/v2/models/{name}/infer",
+    [SRV_ROUTE_PAGE] = "/",
     [SRV_ROUTE_OTHER] = "other",
 };
 

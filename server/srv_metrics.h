@@ -26,6 +26,7 @@ typedef enum {
     SRV_ROUTE_V2_MODEL,
     SRV_ROUTE_V2_MODEL_READY,
     SRV_ROUTE_V2_INFER,
+    SRV_ROUTE_PAGE,  /* GET / and /index.html: the web page */
     SRV_ROUTE_OTHER, /* unknown paths (404) and preflight */
     SRV_ROUTE__COUNT
 } srv_route_id_t;

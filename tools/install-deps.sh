@@ -4,10 +4,16 @@
 #   tools/install-deps.sh test   build and run the tests (adds cmocka and the test tools)
 set -eu
 run_pkgs="build-essential cmake pkg-config libopenblas-dev libjansson-dev libmicrohttpd-dev libuv1-dev"
-test_pkgs="$run_pkgs libcmocka-dev python3 curl"
+# chromium and a CJK font: the browser test of the web page (tests/browser).
+test_pkgs="$run_pkgs libcmocka-dev python3 curl chromium fonts-noto-cjk"
 case "${1:-run}" in
     run) pkgs=$run_pkgs ;;
-    test) pkgs=$test_pkgs ;;
+    test) pkgs=$test_pkgs
+        # Node.js and npm for the browser test, from Debian only when the commands are missing
+        # (a machine may have them from elsewhere, e.g. NodeSource's nodejs, which bundles npm
+        # and conflicts with Debian's npm package).
+        command -v node >/dev/null 2>&1 || pkgs="$pkgs nodejs"
+        command -v npm >/dev/null 2>&1 || pkgs="$pkgs npm" ;;
     *) echo "usage: $0 run|test" >&2; exit 2 ;;
 esac
 missing=""
