@@ -257,6 +257,14 @@ async function main() {
     check(insp2.includes('Token ' + (hoverIdx + 1) + ' of'), 'hovering a column shows that token', insp2.slice(0, 80));
     await page.screenshot({ path: path.join(OUT, 'desktop-en.png'), fullPage: true });
 
+    // The colour scale can be stretched to the text's own range; the columns stay.
+    await page.check('#stretch');
+    const lo = await page.textContent('#ramp-lo');
+    const allVals = en.gates.flatMap((g) => g.reset.concat(g.update));
+    check(lo.startsWith(Math.min(...allVals).toFixed(2)) && (await page.$$('#heatmap .tok-col')).length === en.tokens.length,
+      'stretching the colours relabels the legend with the text\'s lowest value', lo);
+    await page.uncheck('#stretch');
+
     // Full matrices on demand, filtered and sorted by saturation.
     await page.click('#full summary');
     await page.waitForFunction(() => document.body.dataset.full === 'done' || document.body.dataset.full === 'error', null, { timeout: TIMEOUT });
@@ -325,6 +333,11 @@ async function main() {
     await page.screenshot({ path: path.join(OUT, 'mobile-375.png'), fullPage: true });
     state = await analyzeWith(page, { text: ZH_TEXT, model: models.zh.name, how: 'click' });
     await page.screenshot({ path: path.join(OUT, 'mobile-375-zh.png'), fullPage: true });
+    await page.click('#full summary');
+    await page.waitForFunction(() => document.body.dataset.full === 'done', null, { timeout: TIMEOUT });
+    const mOverflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    check(mOverflow <= 0, '375 px: the full matrices do not widen the page', mOverflow);
+    await page.screenshot({ path: path.join(OUT, 'mobile-375-full.png'), fullPage: true });
 
     check(problems.length === 0, 'no console errors, page errors or CSP violations', problems);
     check(foreign.length === 0, 'the page loads nothing from elsewhere', foreign);
