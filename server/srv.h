@@ -21,6 +21,7 @@
 #define SRV_VERSION "0.1.0"
 #define SRV_MAX_MODELS SRV_METRICS_MAX_MODELS
 #define SRV_GRACE_MS 1000 /* after the drain timeout: time for resumed requests to be sent */
+#define SRV_CONNECTION_MEMORY 16384 /* bytes per connection for headers and buffers */
 #define SRV_QUIET_MS 100  /* draining ends after this long with no request (keep-alive stragglers) */
 
 #define SRV_ASSERT(x)                                                                   \
