@@ -47,6 +47,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -328,6 +329,13 @@ int main(int argc, char **argv) {
     json_object_seed(0);
     signal(SIGPIPE, SIG_IGN);
     srv_metrics_init(&s->metrics);
+    /* Room for --max-connections sockets, if the hard limit allows. */
+    struct rlimit rl;
+    rlim_t want = (rlim_t)s->cfg.max_connections + 64;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < want) {
+        rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want ? want : rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
 
     /* SIGTERM/SIGINT stay blocked until the queue exists: a signal during startup is handled
      * once the loop runs (and every thread started meanwhile keeps them blocked, so they
