@@ -81,9 +81,9 @@ function pickModels() {
 }
 
 /* ---------- the server ---------- */
-function startServer(models) {
+function startServer(models, extra) {
   return new Promise((resolve, reject) => {
-    const args = ['--host', '127.0.0.1', '--port', '0', '--http-threads', '2', '--workers', '1'];
+    const args = ['--host', '127.0.0.1', '--port', '0', '--http-threads', '2', '--workers', '1'].concat(extra || []);
     for (const m of models) args.push('--model', m.name + '=' + m.dir);
     const proc = spawn(GRU_SERVE, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, OPENBLAS_NUM_THREADS: '1' } });
     let log = '';
@@ -214,14 +214,14 @@ async function main() {
     const page = context.pages()[0] || (await context.newPage());
     const problems = [];
     const foreign = [];
-    page.on('console', (m) => {
-      // The browser itself logs every non-2xx fetch; the 422 of the empty-text step is expected.
-      if (/^Failed to load resource: .* status of 422\b/.test(m.text())) return;
+    context.on('console', (m) => {
+      // The browser itself logs every non-2xx fetch: the 422 (empty text) and 401 (no key) steps.
+      if (/^Failed to load resource: .* status of (422|401)\b/.test(m.text())) return;
       if (m.type() === 'error' || m.type() === 'warning') problems.push('console ' + m.type() + ': ' + m.text());
     });
-    page.on('pageerror', (e) => problems.push('page error: ' + e.message));
-    page.on('request', (r) => { if (!r.url().startsWith(base) && !r.url().startsWith('data:')) foreign.push(r.url()); });
-    await page.addInitScript(() => {
+    context.on('weberror', (e) => problems.push('page error: ' + e.error().message));
+    context.on('request', (r) => { if (!r.url().startsWith('http://127.0.0.1:') && !r.url().startsWith('data:')) foreign.push(r.url()); });
+    await context.addInitScript(() => {
       document.addEventListener('securitypolicyviolation', (e) => console.error('CSP violation: ' + e.violatedDirective + ' ' + e.blockedURI));
     });
 
@@ -338,6 +338,28 @@ async function main() {
     const mOverflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     check(mOverflow <= 0, '375 px: the full matrices do not widen the page', mOverflow);
     await page.screenshot({ path: path.join(OUT, 'mobile-375-full.png'), fullPage: true });
+
+    // A server with an API key: the page itself is public; the API's 401 is shown, and the key
+    // typed into the page unlocks it.
+    const keyed = await startServer([models.en], ['--api-key', 'browser-test-key']);
+    try {
+      await waitReady(keyed.port);
+      const page2 = await context.newPage();
+      await page2.setViewportSize({ width: 1280, height: 900 });
+      await page2.goto('http://127.0.0.1:' + keyed.port + '/');
+      await page2.waitForFunction(() => document.body.dataset.models, null, { timeout: TIMEOUT });
+      const e401 = await page2.textContent('#error');
+      check((await page2.getAttribute('body', 'data-models')) === 'error' && e401.includes('401') && e401.includes('unauthorized') && (await page2.$eval('#auth', (e) => e.open)),
+        'with --api-key: the 401 is shown and the API key field opens', e401);
+      await page2.fill('#apikey', 'browser-test-key');
+      await page2.press('#apikey', 'Tab');
+      await page2.waitForFunction(() => document.body.dataset.models === 'ready', null, { timeout: TIMEOUT });
+      state = await analyzeWith(page2, { text: EN_TEXT, how: 'enter' });
+      check(state === 'done' && (await page2.$$('#heatmap .tok-col')).length === en.tokens.length, 'with the key typed in, the page analyzes');
+      await page2.close();
+    } finally {
+      keyed.kill('SIGTERM');
+    }
 
     check(problems.length === 0, 'no console errors, page errors or CSP violations', problems);
     check(foreign.length === 0, 'the page loads nothing from elsewhere', foreign);
