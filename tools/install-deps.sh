@@ -2,10 +2,13 @@
 # install-deps.sh - install the Debian packages gru-sentiment needs, only when some are missing.
 #   tools/install-deps.sh run    build and run the service
 #   tools/install-deps.sh test   build and run the tests (adds cmocka and the test tools)
+#   tools/install-deps.sh container  podman and its helpers for the container test (.ci/run)
 set -eu
 run_pkgs="build-essential cmake pkg-config libopenblas-dev libjansson-dev libmicrohttpd-dev libuv1-dev"
 # chromium and a CJK font: the browser test of the web page (tests/browser).
-test_pkgs="$run_pkgs libcmocka-dev python3 curl chromium fonts-noto-cjk"
+test_pkgs="$run_pkgs libcmocka-dev python3 python3-yaml curl chromium fonts-noto-cjk"
+# podman and its helpers: the container test (tests/deploy/container_test.sh; .ci/run installs them).
+container_pkgs="podman buildah debootstrap fuse-overlayfs slirp4netns uidmap runc"
 case "${1:-run}" in
     run) pkgs=$run_pkgs ;;
     test) pkgs=$test_pkgs
@@ -14,7 +17,8 @@ case "${1:-run}" in
         # and conflicts with Debian's npm package).
         command -v node >/dev/null 2>&1 || pkgs="$pkgs nodejs"
         command -v npm >/dev/null 2>&1 || pkgs="$pkgs npm" ;;
-    *) echo "usage: $0 run|test" >&2; exit 2 ;;
+    container) pkgs=$container_pkgs ;;
+    *) echo "usage: $0 run|test|container" >&2; exit 2 ;;
 esac
 missing=""
 for p in $pkgs; do

@@ -1,0 +1,17 @@
+# tests/deploy.cmake: the deployment files (Dockerfile, deploy/) - label "deploy": the manifests
+# agree with `gru-serve --help` and with each other; label "container": the image is built and
+# run for real with podman (tests/deploy/container_test.sh; skipped, 77, without podman).
+if(TARGET gru-serve)
+  add_test(NAME deploy_manifests
+           COMMAND ${GRU_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/deploy/check_manifests.py
+                   --serve $<TARGET_FILE:gru-serve> --root ${CMAKE_SOURCE_DIR})
+  set_tests_properties(deploy_manifests PROPERTIES LABELS deploy SKIP_RETURN_CODE 77 TIMEOUT 60
+                       ENVIRONMENT "PYTHONDONTWRITEBYTECODE=1")
+endif()
+
+# About a minute with a warm base-image cache (4 on a fresh machine); it compiles in the image
+# and downloads Debian packages, so it runs alone.
+add_test(NAME container_image
+         COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/deploy/container_test.sh --repo ${CMAKE_SOURCE_DIR})
+set_tests_properties(container_image PROPERTIES LABELS container SKIP_RETURN_CODE 77 TIMEOUT 1200
+                     RUN_SERIAL TRUE)

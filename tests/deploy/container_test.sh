@@ -1,0 +1,313 @@
+#!/usr/bin/env bash
+# tests/deploy/container_test.sh - build the gru-serve image from ./Dockerfile with podman, run it
+# as deploy/ does (read-only root, no capabilities), send it real requests, check it runs as
+# non-root and passes its HEALTHCHECK, stop it with SIGTERM, check it exits 0, check the image
+# size, and remove everything it made. ctest: container_image (LABELS container).
+#
+# Needs root, curl, python3 and podman with its helpers; this script installs nothing:
+#     apt-get install podman buildah debootstrap fuse-overlayfs slirp4netns uidmap runc
+# (`tools/install-deps.sh container` does that). Without podman it exits 77 (skipped).
+#
+# No registry is reachable here, so the base image is made locally: debootstrap --variant=minbase
+# bookworm, slimmed like debian:bookworm-slim, imported as localhost/debian:bookworm-slim and
+# passed as the Dockerfile's BASE. The rootfs tarball is cached in $GRU_CI_CACHE (made on first
+# use, kept); podman's storage is a fresh folder per run, deleted at the end.
+#
+# usage: tests/deploy/container_test.sh [--repo DIR] [--keep]   the whole test (about 4 minutes)
+#        tests/deploy/container_test.sh --base-only                only make the cached base tarball
+# env:   GRU_CI_CACHE      cache folder (default /var/tmp/gru-ci)
+#        GRU_BASE_MIRROR   Debian mirror for debootstrap (default: the first URIs: line of
+#                          /etc/apt/sources.list.d/debian.sources, else http://deb.debian.org/debian)
+#        GRU_IMAGE_MAX_MB  fail when the image is this many MB (10^6 bytes) or more (default 150)
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+CACHE=${GRU_CI_CACHE:-/var/tmp/gru-ci}
+MAX_MB=${GRU_IMAGE_MAX_MB:-150}
+BASE_TAR=$CACHE/debian-bookworm-slim.tar
+BASE_IMAGE=localhost/debian:bookworm-slim
+KEEP=0
+BASE_ONLY=0
+while [ $# -gt 0 ]; do
+    case $1 in
+        --repo) REPO=$(cd "$2" && pwd); shift 2 ;;
+        --keep) KEEP=1; shift ;;
+        --base-only) BASE_ONLY=1; shift ;;
+        *) echo "usage: $0 [--repo DIR] [--keep] | --base-only" >&2; exit 2 ;;
+    esac
+done
+
+T0=$(date +%s)
+say() { printf '[container_test %4ds] %s\n' "$(($(date +%s) - T0))" "$*"; }
+die() { say "FAIL: $*"; exit 1; }
+skip() { echo "SKIP: $*"; exit 77; }
+
+command -v podman >/dev/null || skip "podman is not installed (tools/install-deps.sh container: podman buildah debootstrap fuse-overlayfs slirp4netns uidmap runc)"
+[ "$(id -u)" -eq 0 ] || skip "needs root (podman with the overlay driver and debootstrap)"
+for tool in curl python3 flock nsenter; do command -v $tool >/dev/null || die "$tool is not installed"; done
+mkdir -p "$CACHE"
+
+# --- The base image: debootstrap once, cache the tarball ---------------------------------------
+unmount_under() { # every mount point below $1, deepest first
+    findmnt -rno TARGET | awk -v p="$1/" 'index($0, p) == 1' | sort -r | while read -r m; do umount -l "$m" || true; done
+}
+
+make_base() {
+    [ -s "$BASE_TAR" ] && return 0
+    exec 9>"$CACHE/base.lock"
+    flock 9 # another run may be making it
+    if [ -s "$BASE_TAR" ]; then exec 9>&-; return 0; fi
+    command -v debootstrap >/dev/null || skip "debootstrap is not installed and $BASE_TAR is missing"
+    local mirror=${GRU_BASE_MIRROR:-}
+    if [ -z "$mirror" ] && [ -r /etc/apt/sources.list.d/debian.sources ]; then
+        mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources)
+    fi
+    mirror=${mirror:-http://deb.debian.org/debian}
+    local rootfs
+    rootfs=$(mktemp -d "$CACHE/rootfs.XXXXXX")
+    say "debootstrap --variant=minbase bookworm from $mirror (once; cached in $BASE_TAR)"
+    if ! debootstrap --variant=minbase bookworm "$rootfs" "$mirror" >"$CACHE/debootstrap.log" 2>&1; then
+        tail -n 30 "$CACHE/debootstrap.log"
+        unmount_under "$rootfs"
+        rm -rf --one-file-system "$rootfs"
+        die "debootstrap failed (log: $CACHE/debootstrap.log)"
+    fi
+    unmount_under "$rootfs"
+    # Slim it as debian:bookworm-slim is made (debuerreotype --slimify): no docs, man pages or
+    # translations, now or from packages installed later; apt keeps no caches or lists.
+    cat >"$rootfs/etc/dpkg/dpkg.cfg.d/docker" <<'EOF'
+path-exclude /usr/share/doc/*
+path-include /usr/share/doc/*/copyright
+path-exclude /usr/share/groff/*
+path-exclude /usr/share/info/*
+path-exclude /usr/share/linda/*
+path-exclude /usr/share/lintian/overrides/*
+path-exclude /usr/share/locale/*
+path-exclude /usr/share/man/*
+EOF
+    cat >"$rootfs/etc/apt/apt.conf.d/docker-clean" <<'EOF'
+DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+Dir::Cache::pkgcache "";
+Dir::Cache::srcpkgcache "";
+EOF
+    echo 'Acquire::Languages "none";' >"$rootfs/etc/apt/apt.conf.d/docker-no-languages"
+    find "$rootfs/usr/share/doc" -mindepth 1 -not -name copyright -not -type d -delete
+    find "$rootfs/usr/share/doc" -mindepth 1 -type d -empty -delete
+    rm -rf "$rootfs"/usr/share/{groff,info,linda,lintian,locale,man}/*
+    # The same apt sources as this machine (deb822), as the official image has.
+    rm -f "$rootfs/etc/apt/sources.list"
+    if [ -r /etc/apt/sources.list.d/debian.sources ]; then
+        cp /etc/apt/sources.list.d/debian.sources "$rootfs/etc/apt/sources.list.d/debian.sources"
+    else
+        printf 'Types: deb\nURIs: %s\nSuites: bookworm bookworm-updates\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+            "$mirror" >"$rootfs/etc/apt/sources.list.d/debian.sources"
+    fi
+    rm -rf "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/cache/apt/*.bin "$rootfs"/var/lib/apt/lists/*
+    rm -f "$rootfs/etc/resolv.conf" "$rootfs/etc/hostname"
+    tar --numeric-owner -C "$rootfs" -cf "$BASE_TAR.part" .
+    mv "$BASE_TAR.part" "$BASE_TAR"
+    rm -rf --one-file-system "$rootfs"
+    exec 9>&-
+    say "base tarball: $(du -m "$BASE_TAR" | cut -f1) MB"
+}
+
+make_base
+[ "$BASE_ONLY" = 1 ] && exit 0
+
+# --- A private podman: our containers.conf, storage in a fresh folder ---------------------------
+ls "$REPO"/models/*/config.json >/dev/null 2>&1 || skip "no model under $REPO/models yet (the image ships them)"
+WORK=$(mktemp -d "$CACHE/run.XXXXXX")
+cat >"$WORK/storage.conf" <<EOF
+[storage]
+driver = "overlay"
+graphroot = "$WORK/storage"
+runroot = "$WORK/run"
+EOF
+export CONTAINERS_CONF=$HERE/containers.conf
+export CONTAINERS_STORAGE_CONF=$WORK/storage.conf
+pm() { podman --tmpdir "$WORK/tmp" "$@"; }
+
+NAME=gru-ci-$$
+IMAGE=localhost/gru-serve:ci-$$
+cleanup() {
+    local rc=$?
+    if [ "$KEEP" = 1 ]; then
+        say "kept: container $NAME, image $IMAGE; storage $WORK (CONTAINERS_CONF=$CONTAINERS_CONF CONTAINERS_STORAGE_CONF=$CONTAINERS_STORAGE_CONF podman --tmpdir $WORK/tmp ...)"
+        exit $rc
+    fi
+    pm rm -f -t 0 "$NAME" >/dev/null 2>&1 || true
+    pm rmi -f "$IMAGE" "$BASE_IMAGE" >/dev/null 2>&1 || true
+    pm system reset -f >/dev/null 2>&1 || true # intermediate stages, build cache, network state
+    unmount_under "$WORK"
+    rm -rf --one-file-system "$WORK"
+    say "removed the container, the images and $WORK (kept $BASE_TAR)"
+    exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+say "import $BASE_TAR as $BASE_IMAGE"
+pm import -q --change 'CMD ["bash"]' \
+    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
+    "$BASE_TAR" "$BASE_IMAGE" >/dev/null
+
+# --- Build ---------------------------------------------------------------------------------------
+say "podman build (log: $WORK/build.log)"
+tb=$(date +%s)
+if ! pm build --isolation=chroot --network=host --format docker --pull=never \
+    --build-arg BASE=$BASE_IMAGE -t "$IMAGE" -f "$REPO/Dockerfile" "$REPO" >"$WORK/build.log" 2>&1; then
+    tail -n 40 "$WORK/build.log"
+    die "podman build failed"
+fi
+say "built in $(($(date +%s) - tb)) s"
+size=$(pm image inspect --format '{{.Size}}' "$IMAGE")
+size_mb=$(awk -v b="$size" 'BEGIN {printf "%.1f", b / 1e6}')
+say "image size: $size_mb MB ($size bytes; limit $MAX_MB MB)"
+[ "$size" -lt $((MAX_MB * 1000000)) ] || die "the image is $size_mb MB, not under $MAX_MB MB"
+[ "$(pm image inspect --format '{{.Config.StopSignal}}' "$IMAGE")" = SIGTERM ] || die "STOPSIGNAL is not SIGTERM"
+[ -n "$(pm image inspect --format '{{.Config.Healthcheck}}' "$IMAGE")" ] || die "no HEALTHCHECK in the image"
+
+# --- Run, as the Kubernetes manifests do: read-only root, no capabilities, no new privileges ----
+# slirp4netns: the published port is a user-space forwarder on 127.0.0.1, so the test adds no
+# bridge, no iptables rules and no ip_forward change to the host (podman's default CNI bridge
+# would). --health-interval=disable: no systemd here to time the periodic check; this test runs
+# it by hand with `podman healthcheck run`.
+PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+say "podman run $NAME on 127.0.0.1:$PORT"
+pm run -d --name "$NAME" -p "127.0.0.1:$PORT:8080" \
+    --network=slirp4netns:port_handler=slirp4netns --health-interval=disable \
+    --read-only --read-only-tmpfs=false --cap-drop=ALL --security-opt=no-new-privileges \
+    -e GRU_SERVE_WORKERS=2 "$IMAGE" >"$WORK/run.out" 2>&1 || { cat "$WORK/run.out"; die "podman run failed"; }
+URL=http://127.0.0.1:$PORT
+ready=0
+for _ in $(seq 1 300); do
+    if curl -fsS -o /dev/null --max-time 2 "$URL/readyz" 2>/dev/null; then ready=1; break; fi
+    [ "$(pm inspect --format '{{.State.Running}}' "$NAME")" = true ] || break
+    sleep 0.2
+done
+if [ "$ready" != 1 ]; then
+    pm logs "$NAME" 2>&1 | tail -n 30
+    die "the server did not become ready (running: $(pm inspect --format '{{.State.Running}}' "$NAME"))"
+fi
+say "ready after $(($(date +%s) - T0)) s since the test's start"
+
+# --- Real requests ------------------------------------------------------------------------------
+# Through the published port: every route the deployment uses, sentiment with gates, errors.
+# The burst from 32 clients goes to 127.0.0.1:8080 inside the container's network namespace
+# (nsenter): slirp4netns' port forwarder resets connections beyond a few concurrent connects,
+# which would test slirp4netns, not the image.
+cat >"$WORK/requests.py" <<'EOF'
+import concurrent.futures, json, sys, urllib.error, urllib.request
+
+mode, url = sys.argv[1], sys.argv[2]
+TEXTS = {"word": "the food was cold but the staff were lovely", "char": "菜很好吃，送餐也很快"}
+
+
+def call(method, path, body=None, ctype="application/json"):
+    data = None if body is None else (body if isinstance(body, bytes) else json.dumps(body).encode())
+    req = urllib.request.Request(url + path, data=data, method=method)
+    if data is not None:
+        req.add_header("Content-Type", ctype)
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, dict(r.headers), r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, dict(e.headers), e.read()
+
+
+def check(cond, what):
+    if not cond:
+        print("FAIL:", what)
+        sys.exit(1)
+
+
+def metrics():
+    st, hdr, body = call("GET", "/metrics")
+    check(st == 200 and hdr.get("Content-Type", "").startswith("text/plain"), f"GET /metrics -> {st}")
+    m = {}
+    for line in body.decode().splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            m[key] = float(value)
+    return m
+
+
+def total(m, prefix, cond=""):
+    return sum(v for k, v in m.items() if k.startswith(prefix + "{") and cond in k)
+
+
+if mode == "api":
+    for path in ("/healthz", "/readyz"):
+        st, _, _ = call("GET", path)
+        check(st == 200, f"GET {path} -> {st}")
+    st, _, body = call("GET", "/v1/models")
+    check(st == 200, f"GET /v1/models -> {st}")
+    models = json.loads(body)["models"]
+    check(models, "no models loaded")
+    print("  models:", ", ".join(m["name"] for m in models))
+    for m in models:
+        text = TEXTS.get((m.get("tokenizer") or {}).get("kind"), TEXTS["word"])
+        st, hdr, body = call("POST", "/v1/sentiment", {"text": text, "model": m["name"], "gates": "summary"})
+        check(st == 200, f"POST /v1/sentiment {m['name']} -> {st} {body[:200]!r}")
+        doc = json.loads(body)
+        check(doc["label"] in m["labels"], f"label {doc['label']!r} not in {m['labels']}")
+        n = len(doc["tokens"])
+        check(n > 0 and doc["gates"], "no tokens or no gates")
+        for g in doc["gates"]:
+            check(len(g["reset"]) == n and len(g["update"]) == n, "gates do not have one value per token")
+        check({"x-queue-time", "x-inference-time"} <= {k.lower() for k in hdr}, "no x-queue-time / x-inference-time")
+        print(f"  {m['name']}: {text!r} -> {doc['label']} {doc['score']:.3f}, {n} tokens, "
+              f"update gate {[round(z, 2) for z in doc['gates'][0]['update']]}")
+    st, _, body = call("POST", "/v1/sentiment", {"texts": [TEXTS["word"], "great", "awful"], "gates": "full"})
+    check(st == 200 and len(json.loads(body)["results"]) == 3, f"batch request -> {st}")
+    st, _, body = call("POST", "/v1/sentiment", b"{not json")
+    check(st == 400 and "error" in json.loads(body), f"malformed JSON -> {st}")
+    st, _, body = call("GET", "/nope")
+    check(st == 404 and "error" in json.loads(body), f"unknown route -> {st}")
+    m = metrics()
+    check(m.get("gru_ready") == 1, "gru_ready is not 1")
+    check(total(m, "gru_requests_total", 'status="200"') >= 4, "/metrics does not count the answers")
+    print(f"  /metrics: {total(m, 'gru_requests_total'):.0f} requests counted, gru_ready 1")
+else:  # burst
+    N, C = 2000, 32
+    before = total(metrics(), "gru_requests_total", 'status="200"')
+    with concurrent.futures.ThreadPoolExecutor(C) as pool:
+        codes = list(pool.map(lambda i: call("POST", "/v1/sentiment", {"text": f"{TEXTS['word']} {i}"})[0],
+                              range(N)))
+    check(codes.count(200) == N, f"burst: {N - codes.count(200)} of {N} not 200: {sorted(set(codes))}")
+    m = metrics()
+    got = total(m, "gru_requests_total", 'status="200"') - before
+    check(got >= N, f"gru_requests_total with status 200 rose by {got}, want {N}")
+    batches = total(m, "gru_batches_total")
+    print(f"  burst: {N} requests from {C} clients, all 200; {total(m, 'gru_texts_total'):.0f} texts in "
+          f"{batches:.0f} batches; RSS {m['process_resident_memory_bytes'] / 2**20:.1f} MiB")
+EOF
+say "requests on 127.0.0.1:$PORT: /healthz /readyz /v1/models /v1/sentiment (gates) /metrics, 400, 404"
+python3 "$WORK/requests.py" api "$URL"
+say "a burst inside the container's network namespace"
+pid=$(pm inspect --format '{{.State.Pid}}' "$NAME")
+nsenter --net="/proc/$pid/ns/net" python3 "$WORK/requests.py" burst http://127.0.0.1:8080
+
+# --- Non-root, healthcheck ----------------------------------------------------------------------
+uid_exec=$(pm exec "$NAME" id -u)
+uid_srv=$(pm exec "$NAME" awk '/^Uid:/ {print $2}' /proc/1/status)
+say "uid: server (pid 1) $uid_srv, exec $uid_exec, image USER $(pm image inspect --format '{{.Config.User}}' "$IMAGE")"
+[ "$uid_srv" != 0 ] && [ "$uid_exec" != 0 ] || die "the server runs as root"
+pm top "$NAME" user pid args | sed 's/^/  /'
+pm healthcheck run "$NAME" >/dev/null || die "podman healthcheck run: unhealthy"
+say "podman healthcheck run: healthy"
+
+# --- SIGTERM: drain and exit 0 ------------------------------------------------------------------
+ts=$(date +%s.%N)
+pm stop -t 30 "$NAME" >/dev/null 2>"$WORK/stop.err" || { cat "$WORK/stop.err"; die "podman stop failed"; }
+stop_s=$(awk -v a="$ts" -v b="$(date +%s.%N)" 'BEGIN {printf "%.2f", b - a}')
+code=$(pm inspect --format '{{.State.ExitCode}}' "$NAME")
+pm logs "$NAME" >"$WORK/server.log" 2>&1 || true
+say "podman stop (SIGTERM): exit code $code after $stop_s s; last log lines:"
+tail -n 3 "$WORK/server.log" | sed 's/^/  /'
+[ "$code" = 0 ] || die "exit code $code after SIGTERM, want 0"
+grep -q 'draining' "$WORK/server.log" || die "no 'draining' line in the server's log"
+
+say "PASS: image $size_mb MB, $(($(date +%s) - T0)) s"
