@@ -82,7 +82,9 @@ static const cfg_entry_t static_configs[] = {
             "largest per-request result buffers (gates, trajectory) in MiB (413 beyond)"),
     INT_CFG("max-connections", max_connections, 1, 1 << 20, "1024", "most open HTTP connections"),
     INT_CFG("connection-timeout-s", connection_timeout_s, 0, 86400, "30",
-            "close a connection idle (or stalled mid-request) this long (0: never)"),
+            "a connection must deliver each whole request (headers and body) within this many "
+            "seconds of being opened or of its previous answer, else it is closed; so are idle "
+            "keep-alive connections (0: never)"),
     {"api-key", NULL, CFG_STRING, offsetof(cfg_t, api_key), 0, 0, "", NULL, CFG_IMMUTABLE | CFG_SECRET,
      "require 'Authorization: Bearer KEY' on every route but the health checks (empty: no key)",
      valid_header_value},

@@ -223,6 +223,8 @@ static void on_wait(void *data, uint64_t wait_ns) {
     srv_metrics_wait(&s->metrics, (double)wait_ns / 1e9);
 }
 
+static void on_sweep(uv_timer_t *t) { srv_http_sweep(t->data); }
+
 /* ------------------------------------------------------------------------------------------ */
 /* Shutdown (loop thread) */
 
@@ -232,6 +234,7 @@ static void close_all(srv_t *s) {
     uv_close((uv_handle_t *)&s->sig_term, NULL);
     uv_close((uv_handle_t *)&s->sig_int, NULL);
     uv_close((uv_handle_t *)&s->drain_timer, NULL);
+    uv_close((uv_handle_t *)&s->sweep_timer, NULL);
     if (s->bq) bq_close(s->bq);
 }
 
@@ -356,7 +359,12 @@ int main(int argc, char **argv) {
     uv_signal_init(&s->loop, &s->sig_term);
     uv_signal_init(&s->loop, &s->sig_int);
     uv_timer_init(&s->loop, &s->drain_timer);
-    s->sig_term.data = s->sig_int.data = s->drain_timer.data = s;
+    uv_timer_init(&s->loop, &s->sweep_timer);
+    s->sig_term.data = s->sig_int.data = s->drain_timer.data = s->sweep_timer.data = s;
+    if (uv_mutex_init(&s->conns_lock) < 0) {
+        fprintf(stderr, "gru-serve: cannot create a mutex\n");
+        return 1;
+    }
     uv_signal_start(&s->sig_term, on_signal, SIGTERM);
     uv_signal_start(&s->sig_int, on_signal, SIGINT);
 
@@ -389,6 +397,7 @@ int main(int argc, char **argv) {
     srv_log(CFG_LOG_INFO, "ready in %.1f ms: %zu model%s, default %s", (double)(srv_now_ns() - s->t_start_ns) / 1e6,
             s->n_models, s->n_models == 1 ? "" : "s", s->models[0].name);
 
+    uv_timer_start(&s->sweep_timer, on_sweep, SRV_SWEEP_MS, SRV_SWEEP_MS);
     uv_run(&s->loop, UV_RUN_DEFAULT);
     status = 0;
 out:
@@ -399,6 +408,7 @@ out:
     bq_free(s->bq);
     models_free(s);
     srv_log(CFG_LOG_INFO, "stopped");
+    uv_mutex_destroy(&s->conns_lock);
     cfg_deinit(&s->cfg);
     return status;
 }

@@ -22,6 +22,7 @@
 #define SRV_MAX_MODELS SRV_METRICS_MAX_MODELS
 #define SRV_GRACE_MS 1000 /* after the drain timeout: time for resumed requests to be sent */
 #define SRV_CONNECTION_MEMORY 16384 /* bytes per connection for headers and buffers */
+#define SRV_SWEEP_MS 500 /* how often slow and vanished clients are looked for */
 #define SRV_QUIET_MS 100  /* draining ends after this long with no request (keep-alive stragglers) */
 
 #define SRV_ASSERT(x)                                                                   \
@@ -73,10 +74,14 @@ typedef struct srv {
     atomic_ulong arrivals;             /* requests received, ever */
     uint64_t t_start_ns;
 
+    uv_mutex_t conns_lock;             /* guards conns (the list, not the fields) */
+    struct srv_conn *conns;            /* open connections (srv_http.c) */
+
     uv_loop_t loop;                    /* loop */
     uv_thread_t loop_thread;
     uv_signal_t sig_term, sig_int;     /* loop */
     uv_timer_t drain_timer;            /* loop */
+    uv_timer_t sweep_timer;            /* loop: srv_http_sweep every SRV_SWEEP_MS */
     int canceled;                      /* loop: queued work was failed (drain timeout) */
     unsigned long quiet_arrivals;      /* loop: arrivals at quiet_since_ns */
     uint64_t quiet_since_ns;           /* loop: since when no request arrived */
@@ -97,6 +102,11 @@ _Noreturn void srv_panic(const char *file, int line, const char *what);
 int srv_http_start(srv_t *s, char *err, size_t errlen);
 void srv_http_quiesce(srv_t *s);
 void srv_http_stop(srv_t *s);
+/* Loop thread, every SRV_SWEEP_MS: shuts down the sockets of connections that have not
+ * delivered a whole request within --connection-timeout-s of being opened or of their previous
+ * answer (slow clients; MHD's own timeout is reset by every byte), or whose client closed in
+ * the middle of a request. MHD then closes them. */
+void srv_http_sweep(srv_t *s);
 
 /* srv_log.c: one JSON object per line on stderr, written with one write(2). Any thread. */
 void srv_log_set_level(int level);

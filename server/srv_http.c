@@ -26,6 +26,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,10 @@
 
 #include "page.h"
 #include "srv.h"
+
+#ifndef POLLRDHUP
+#define POLLRDHUP 0x2000 /* Linux: the peer shut down its writing half */
+#endif
 
 /* ------------------------------------------------------------------------------------------ */
 /* Types */
@@ -56,9 +61,22 @@ typedef struct {
     route_fn fn;
 } route_t;
 
+/* One open connection (MHD's socket context), in s->conns. The list is changed under
+ * s->conns_lock, by the HTTP threads only at connect and close; the sweep reads it under the
+ * lock, so fd is still open whenever the sweep sees the entry (MHD reports the close before
+ * closing the socket). */
+typedef struct srv_conn {
+    struct srv_conn *prev, *next;
+    int fd;
+    _Atomic uint64_t since_ns; /* when the wait for the next whole request began */
+    atomic_int busy;           /* a whole request arrived and is not answered yet */
+    int cut;                   /* shut down by the sweep (under the lock) */
+} srv_conn_t;
+
 struct srv_request {
     srv_t *s;
     struct MHD_Connection *conn;
+    srv_conn_t *sock;       /* the connection's state, or NULL */
     const route_t *route;
     req_state_t state;
     unsigned method;
@@ -657,10 +675,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         api_request_init(&r->req);
         r->route = route_match(r, url);
         if (!r->method && r->route != &route_not_found) r->method = 0x100; /* unknown: 405 */
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        r->sock = ci ? ci->socket_context : NULL;
         if (first_call(r, &r->deferred) < 0) {
             /* Refuse a body before it is sent (MHD then closes the connection); otherwise
              * answer at the last call, which keeps the connection alive. */
-            if (announces_body(r)) return respond_error(r, &r->deferred) == 0 ? MHD_YES : MHD_NO;
+            if (announces_body(r)) {
+                if (r->sock) atomic_store(&r->sock->busy, 1);
+                return respond_error(r, &r->deferred) == 0 ? MHD_YES : MHD_NO;
+            }
             r->final = NULL;
         }
         return MHD_YES;
@@ -673,6 +696,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             *upload_size = 0;
             return MHD_YES;
         }
+        if (r->sock) atomic_store(&r->sock->busy, 1); /* whole: no deadline while we answer */
         if (!r->final) return respond_error(r, &r->deferred) == 0 ? MHD_YES : MHD_NO;
         return run(r, r->final);
     case REQ_DONE: return run(r, r_answer);
@@ -691,6 +715,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     srv_request_t *r = *req_cls;
     if (!r) return;
     *req_cls = NULL;
+    if (r->sock) { /* the wait for the next request starts now */
+        atomic_store(&r->sock->since_ns, srv_now_ns());
+        atomic_store(&r->sock->busy, 0);
+    }
     SRV_ASSERT(r->state != REQ_QUEUED); /* a suspended request is never completed */
     uint64_t now = srv_now_ns();
     double secs = (double)(now - r->t_start_ns) / 1e9;
@@ -717,6 +745,62 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     api_request_deinit(&r->req);
     free(r);
     atomic_fetch_sub(&s->inflight, 1);
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Connections and the whole-request deadline */
+
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode toe) {
+    srv_t *s = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        srv_conn_t *c = ci ? calloc(1, sizeof *c) : NULL;
+        *socket_context = c;
+        if (!c) return; /* untracked: MHD's idle timeout still applies */
+        c->fd = ci->connect_fd;
+        atomic_init(&c->since_ns, srv_now_ns());
+        atomic_init(&c->busy, 0);
+        uv_mutex_lock(&s->conns_lock);
+        c->next = s->conns;
+        if (s->conns) s->conns->prev = c;
+        s->conns = c;
+        uv_mutex_unlock(&s->conns_lock);
+    } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+        srv_conn_t *c = *socket_context;
+        *socket_context = NULL;
+        if (!c) return;
+        uv_mutex_lock(&s->conns_lock);
+        if (c->prev) c->prev->next = c->next;
+        else s->conns = c->next;
+        if (c->next) c->next->prev = c->prev;
+        uv_mutex_unlock(&s->conns_lock);
+        free(c);
+    }
+}
+
+void srv_http_sweep(srv_t *s) {
+    const uint64_t now = srv_now_ns(), limit = (uint64_t)s->cfg.connection_timeout_s * 1000000000u;
+    int late = 0, gone = 0;
+    uv_mutex_lock(&s->conns_lock);
+    for (srv_conn_t *c = s->conns; c; c = c->next) {
+        if (c->cut || atomic_load(&c->busy)) continue;
+        int is_late = limit && now - atomic_load(&c->since_ns) >= limit;
+        /* A client that closed in the middle of a request can never finish it; libmicrohttpd
+         * 0.9.75 with epoll misses a FIN that arrives together with a partial body (the socket
+         * sits in CLOSE_WAIT until the timeout). Looking does not consume anything. */
+        struct pollfd p = {c->fd, POLLRDHUP, 0};
+        int is_gone = !is_late && poll(&p, 1, 0) == 1 && (p.revents & (POLLRDHUP | POLLHUP | POLLERR));
+        if (!is_late && !is_gone) continue;
+        shutdown(c->fd, SHUT_RDWR); /* MHD sees the end of the stream and closes it */
+        c->cut = 1;
+        late += is_late;
+        gone += is_gone;
+    }
+    uv_mutex_unlock(&s->conns_lock);
+    if (late || gone)
+        srv_log(CFG_LOG_DEBUG, "closed %d connections with no whole request in %d s, %d closed by the client", late,
+                s->cfg.connection_timeout_s, gone);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -756,6 +840,7 @@ int srv_http_start(srv_t *s, char *err, size_t errlen) {
         {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL}, /* first, to catch every message */
         {MHD_OPTION_SOCK_ADDR, 0, &ss},
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)on_completed, s},
+        {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)on_connection, s},
         {MHD_OPTION_CONNECTION_LIMIT, c->max_connections, NULL},
         {MHD_OPTION_CONNECTION_TIMEOUT, c->connection_timeout_s, NULL},
         /* Per-connection memory for headers and I/O buffers; MHD zeroes it for every request,
