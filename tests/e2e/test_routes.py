@@ -312,6 +312,45 @@ class QueueLimits(unittest.TestCase):
             srv.kill()
 
 
+class SlowClients(unittest.TestCase):
+    def test_whole_request_deadline(self):
+        """A client trickling its headers is cut after --connection-timeout-s; one that vanishes
+        mid-body is freed at once; everyone else is served meanwhile."""
+        with Server(models=tiny_models(), connection_timeout_s=1) as srv:
+            slow = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+            slow.sendall(b"POST /v1/sentiment HTTP/1.1\r\n")
+            t0 = time.time()
+            closed = False
+            for ch in b"Host: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa":
+                time.sleep(0.2)
+                try:
+                    slow.send(bytes([ch]))
+                    slow.setblocking(False)
+                    if slow.recv(1) == b"":
+                        closed = True
+                        break
+                except BlockingIOError:
+                    pass
+                except OSError:
+                    closed = True
+                    break
+                finally:
+                    slow.setblocking(True)
+                self.assertEqual(srv.request("GET", "/healthz")[0], 200)
+            self.assertTrue(closed)
+            self.assertLess(time.time() - t0, 3.0)
+            slow.close()
+            for _ in range(5):  # data and FIN together, mid-body
+                s = socket.create_connection(("127.0.0.1", srv.port))
+                s.sendall(b"POST /v1/sentiment HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                          b"Content-Length: 1000\r\n\r\n{\"text\": \"good")
+                s.close()
+            deadline = time.time() + 3
+            while srv.metrics()["gru_inflight_requests"] > 1 and time.time() < deadline:
+                time.sleep(0.05)
+            self.assertEqual(srv.metrics()["gru_inflight_requests"], 1)  # the /metrics request itself
+
+
 class Auth(unittest.TestCase):
     def test_401(self):
         with Server(models=tiny_models(), env={"GRU_SERVE_API_KEY": "s3cret"}) as srv:
