@@ -1,7 +1,7 @@
 # Makefile - the newcomer's entry points; the build itself is CMake.
 #   make run     install what is missing, build, serve the shipped models on 127.0.0.1:8080
 #   make test    install what is missing, build, run every test (ctest)
-#   make asan    the unit tests under AddressSanitizer + UndefinedBehaviorSanitizer
+#   make asan    the unit and end-to-end tests under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make fuzz    each libFuzzer harness for FUZZ_SECONDS (clang)
 BUILD ?= build
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
@@ -38,7 +38,7 @@ test: test-deps
 asan: test-deps
 	cmake -S . -B $(BUILD)-asan -DCMAKE_BUILD_TYPE=Debug -DGRU_SANITIZE=ON
 	cmake --build $(BUILD)-asan -j$(JOBS)
-	cd $(BUILD)-asan && ctest --output-on-failure -j$(JOBS) -L unit $(CTEST_ARGS)
+	cd $(BUILD)-asan && ctest --output-on-failure -j$(JOBS) -L 'unit|e2e' $(CTEST_ARGS)
 
 fuzz: test-deps
 	CC=clang cmake -S . -B $(BUILD)-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGRU_FUZZ=ON -DGRU_FUZZ_SECONDS=$(FUZZ_SECONDS)
