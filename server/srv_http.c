@@ -7,9 +7,12 @@
  * request done and resumes its connection.
  *
  * A request's life (on_request is MHD's access handler, called several times per request):
- *   1. First call: allocate srv_request_t into *req_cls; match the route; answer at once what
+ *   1. First call: allocate srv_request_t into *req_cls; match the route; decide all that
  *      needs no body: unknown path 404, wrong method 405 (+ Allow), preflight OPTIONS, missing
- *      API key 401, wrong Content-Type 415, a Content-Length over the cap 413, every GET route.
+ *      API key 401, wrong Content-Type 415, a Content-Length over the cap 413. An error for a
+ *      request that announces a body is answered now (MHD then closes the connection rather
+ *      than read the body); everything else is answered at the last call, which keeps the
+ *      connection alive (an answer queued at the first call always closes it).
  *   2. Body calls: append to r->body up to body-max-bytes; past it, drop the body and answer
  *      413 on the last call (MHD does not queue a response while upload data is arriving).
  *   3. Last call: parse (api_request_parse), tokenize each text (tok_encode), try-allocate the
@@ -21,7 +24,11 @@
  *   5. Resumed call: encode the results (api_*_body) and queue the response.
  *   6. on_completed (MHD_OPTION_NOTIFY_COMPLETED): access log, metrics, free everything. This
  *      is the only place a request is freed.
- * Every failure goes through fail() -> respond_error(): one status mapping, one body shape.
+ * Every failure goes through run() -> respond_error(): one status mapping, one body shape.
+ *
+ * Connections (on_connection, srv_http_sweep): each must deliver every whole request within
+ * --connection-timeout-s; the loop thread's sweep shuts down the sockets of those that do not,
+ * and of clients gone in the middle of a request.
  */
 #include <arpa/inet.h>
 #include <errno.h>
