@@ -235,6 +235,9 @@ async function main() {
     let state = await analyzeWith(page, { text: EN_TEXT, model: models.en.name, how: 'enter' });
     check(state === 'done', 'English: Enter in the text box analyzes', state);
     const en = await checkResult(page, port, EN_TEXT, models.en.name, 'English');
+    const raw = JSON.parse(await page.textContent('#raw-json'));
+    check(JSON.stringify(raw) === JSON.stringify(en), 'the page shows the API answer it used, unchanged');
+    check((await page.textContent('#raw-curl')).startsWith("curl -s 'http://127.0.0.1:" + port + "/v1/sentiment'"), 'the page shows the equivalent curl command');
 
     // Keyboard: Tab from the Analyze button reaches the token columns; arrows move; the inspector follows.
     await page.focus('#analyze');
