@@ -327,8 +327,14 @@ def train(args):
     vocab = build_vocab([t for _, t in train_tok], args.min_freq, args.max_vocab)
     vdict = {t: i for i, t in enumerate(vocab)}
     train_data = [r for r in encode_rows(train_tok, vdict, args.max_tokens) if r[1]]
+    if args.repeat_long > 1:  # rows with >= long_tokens tokens appear repeat_long times an epoch
+        train_data += [r for r in train_data if len(r[1]) >= args.long_tokens] * (args.repeat_long - 1)
     dev_data = encode_rows(dev_tok, vdict, args.max_tokens)
     dev_lens = [len(t) for _, t in dev_tok]
+    reports = []  # (path, data, token lengths): evaluated each epoch, never used for selection
+    for p in args.report:
+        tok = tokenize_rows(read_tsv(p), args.kind, lowercase)
+        reports.append((p, encode_rows(tok, vdict, args.max_tokens), [len(t) for _, t in tok]))
     n_unk = sum(i == 1 for _, ids in dev_data for i in ids)
     n_tok = sum(len(ids) for _, ids in dev_data)
     print(f"vocab {len(vocab)} (min_freq {args.min_freq}, max {args.max_vocab}); "
@@ -340,7 +346,8 @@ def train(args):
                           args.bidirectional, len(LABELS), args.dropout, args.emb_dropout)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"model E={args.embedding_dim} H={args.hidden_size} L={args.num_layers} "
-          f"B={args.bidirectional} dropout={args.dropout} emb_dropout={args.emb_dropout}: "
+          f"B={args.bidirectional} dropout={args.dropout} emb_dropout={args.emb_dropout} "
+          f"word_dropout={args.word_dropout}: "
           f"{n_params} parameters ({n_params * 4 / 1e6:.1f} MB)", flush=True)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
     loss_fn = nn.CrossEntropyLoss()
@@ -349,12 +356,15 @@ def train(args):
     best = None  # (score, epoch, state, metrics)
     bad = 0
     history = []
+    states = {}  # epoch -> state (only kept with --average)
     for epoch in range(1, args.epochs + 1):
         t0 = time.time()
         model.train()
         tot_loss, tot_n, correct = 0.0, 0, 0
         for batch in make_batches(train_data, args.batch_size, rng):
             x, lens, y = collate(train_data, batch)
+            if args.word_dropout > 0:  # replace random tokens by <unk> (robustness to OOV)
+                x = x.masked_fill((torch.rand(x.shape) < args.word_dropout) & (x > 1), 1)
             opt.zero_grad()
             logits = model(x, lens)
             loss = loss_fn(logits, y)
@@ -372,10 +382,19 @@ def train(args):
         history.append({"epoch": epoch, "loss": tot_loss / tot_n, "dev_accuracy": m["accuracy"],
                         "dev_long_accuracy": m["long"]["accuracy"], "seconds": dt})
         improved = best is None or score > best[0]
+        rep_s = ""
+        for p, rdata, rlens in reports:
+            rm = evaluate(model, rdata, args.long_tokens, rlens)
+            history[-1]["report:" + p] = rm["accuracy"]
+            rep_s += f"  [{os.path.basename(os.path.dirname(p)) or p}/{os.path.basename(p)} " \
+                     f"{100 * rm['accuracy']:.2f}%]"
         print(f"epoch {epoch:2d}  loss {tot_loss / tot_n:.4f}  train acc {100 * correct / tot_n:.2f}%"
               f"  dev acc {100 * m['accuracy']:.2f}%  F1 {100 * m['macro_f1']:.2f}"
               f"  long {100 * m['long']['accuracy']:.2f}%  lr {lr_now:.2g}  {dt:.1f}s"
-              f"{'  *' if improved else ''}", flush=True)
+              f"{rep_s}{'  *' if improved else ''}", flush=True)
+        if args.average > 1:
+            states[epoch] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            states.pop(epoch - 2 * args.average - args.patience, None)
         if improved:
             best = (score, epoch, {k: v.detach().clone() for k, v in model.state_dict().items()}, m)
             bad = 0
@@ -394,8 +413,38 @@ def train(args):
     score, best_epoch, state, _ = best
     model.load_state_dict(state)
     m = evaluate(model, dev_data, args.long_tokens, dev_lens)
+    averaged = None
+    for p, rdata, rlens in reports:
+        print(f"  single best epoch: report {p} "
+              f"{100 * evaluate(model, rdata, args.long_tokens, rlens)['accuracy']:.2f}%", flush=True)
+    if args.average > 1:
+        # Average the weights of the epochs best-K+1 .. best (checkpoint averaging); keep the
+        # average if its dev score is at least the single best epoch's.
+        eps = [e for e in range(best_epoch - args.average + 1, best_epoch + 1) if e in states]
+        avg = {k: sum(states[e][k] for e in eps) / len(eps) for k in state}
+        model.load_state_dict(avg)
+        ma = evaluate(model, dev_data, args.long_tokens, dev_lens)
+        sa = ma["long"]["accuracy"] if args.select == "long" else ma["accuracy"]
+        print(f"average of epochs {eps[0]}..{eps[-1]}: dev acc {100 * ma['accuracy']:.2f}%  "
+              f"F1 {100 * ma['macro_f1']:.2f}", flush=True)
+        for p, rdata, rlens in reports:
+            print(f"  averaged: report {p} "
+                  f"{100 * evaluate(model, rdata, args.long_tokens, rlens)['accuracy']:.2f}%",
+                  flush=True)
+        if sa >= score:
+            averaged = eps
+            m = ma
+            print("using the averaged weights", flush=True)
+        else:
+            model.load_state_dict(state)
+            print("keeping the single best epoch", flush=True)
     train_secs = time.time() - t_start
     print(f"best epoch {best_epoch}: dev {fmt_metrics(m)}", flush=True)
+    final_reports = {}
+    for p, rdata, rlens in reports:
+        rm = evaluate(model, rdata, args.long_tokens, rlens)
+        final_reports[p] = rm
+        print(f"report {p}: {fmt_metrics(rm)}", flush=True)
     print(f"total time {train_secs:.0f}s", flush=True)
 
     if args.out:
@@ -414,10 +463,11 @@ def train(args):
                         "train_examples": len(train_data)},
             "training": {"best_epoch": best_epoch, "epochs_run": len(history),
                          "seconds": round(train_secs), "parameters": n_params,
+                         "averaged_epochs": averaged,
                          "command": args.command_line,
                          "hyperparameters": {k: getattr(args, k) for k in (
                              "embedding_dim", "hidden_size", "num_layers", "bidirectional",
-                             "dropout", "emb_dropout", "lr", "lr_decay", "weight_decay",
+                             "dropout", "emb_dropout", "word_dropout", "repeat_long", "average", "lr", "lr_decay", "weight_decay",
                              "batch_size", "clip", "min_freq", "max_vocab", "seed", "select")}},
         }
         gru_format.write_model_dir(
@@ -430,7 +480,7 @@ def train(args):
         print(f"wrote {args.out} ({size / 1e6:.1f} MB)", flush=True)
     if args.metrics_json:
         with open(args.metrics_json, "w") as f:
-            json.dump({"dev": m, "best_epoch": best_epoch, "history": history,
+            json.dump({"dev": m, "reports": final_reports, "best_epoch": best_epoch, "history": history,
                        "seconds": train_secs, "parameters": n_params}, f, indent=1)
     return 0
 
@@ -441,6 +491,9 @@ def main(argv=None):
                                  formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--train", action="append", default=[], help="train TSV (repeatable)")
     ap.add_argument("--dev", action="append", default=[], help="dev TSV (repeatable)")
+    ap.add_argument("--report", action="append", default=[],
+                    help="extra labelled TSV evaluated each epoch and at the end, for information "
+                         "only (never used for early stopping); repeatable")
     ap.add_argument("--out", help="model directory to write")
     ap.add_argument("--kind", choices=("word", "char"), default="word", help="tokenizer kind")
     ap.add_argument("--no-lowercase", action="store_true")
@@ -453,6 +506,12 @@ def main(argv=None):
     ap.add_argument("--bidirectional", action="store_true")
     ap.add_argument("--dropout", type=float, default=0.3, help="before fc / between GRU layers")
     ap.add_argument("--emb-dropout", type=float, default=0.3, help="on embedding outputs")
+    ap.add_argument("--word-dropout", type=float, default=0.0,
+                    help="training only: replace each token by <unk> with this probability")
+    ap.add_argument("--repeat-long", type=int, default=1,
+                    help="rows with >= --long-tokens tokens appear this many times per epoch")
+    ap.add_argument("--average", type=int, default=1,
+                    help="average the weights of the last K epochs up to the best (K > 1)")
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--lr-decay", type=float, default=0.5,
                     help="multiply lr by this after an epoch without improvement")
