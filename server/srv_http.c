@@ -792,7 +792,8 @@ void srv_http_sweep(srv_t *s) {
     uv_mutex_lock(&s->conns_lock);
     for (srv_conn_t *c = s->conns; c; c = c->next) {
         if (c->cut || atomic_load(&c->busy)) continue;
-        int is_late = limit && now - atomic_load(&c->since_ns) >= limit;
+        uint64_t since = atomic_load(&c->since_ns); /* may be later than now: set meanwhile */
+        int is_late = limit && since < now && now - since >= limit;
         /* A client that closed in the middle of a request can never finish it; libmicrohttpd
          * 0.9.75 with epoll misses a FIN that arrives together with a partial body (the socket
          * sits in CLOSE_WAIT until the timeout). Looking does not consume anything. */
