@@ -14,6 +14,7 @@
  *   the same running prefix; its rows are addressed per text instead of as one block.
  * - Gates are written only in GRU_GATES_SUMMARY / _FULL mode; the plain path skips the branch.
  */
+#include "util.h"
 #include "gru.h"
 
 #include <errno.h>
@@ -57,17 +58,6 @@ struct gru_model {
 
 #define GRU_PROJ_TABLE_MAX_BYTES ((size_t)256 << 20) /* default; GRU_PROJ_TABLE_MAX_MB overrides */
 
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
 
 const gru_config_t *gru_model_config(const gru_model_t *m) { return &m->cfg; }
 const tok_vocab_t *gru_model_vocab(const gru_model_t *m) { return m->vocab; }
@@ -124,9 +114,9 @@ static size_t count_params(const gru_config_t *c) {
 static int cfg_int(json_t *root, const char *key, int lo, int hi, int *out, const char *path,
                    char *err, size_t errlen) {
     json_t *v = json_object_get(root, key);
-    if (!v) return fail(err, errlen, -EINVAL, "%s: missing key \"%s\"", path, key);
+    if (!v) return gru__errorf(err, errlen, -EINVAL, "%s: missing key \"%s\"", path, key);
     if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi)
-        return fail(err, errlen, -EINVAL, "%s: \"%s\" must be an integer in [%d, %d]", path, key, lo, hi);
+        return gru__errorf(err, errlen, -EINVAL, "%s: \"%s\" must be an integer in [%d, %d]", path, key, lo, hi);
     *out = (int)json_integer_value(v);
     return 0;
 }
@@ -136,15 +126,15 @@ static int config_load(gru_config_t *cfg, const char *dir, char *err, size_t err
     snprintf(path, sizeof path, "%s/config.json", dir);
     json_error_t jerr;
     json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root) return fail(err, errlen, -EINVAL, "%s: %s (line %d)", path, jerr.text, jerr.line);
+    if (!root) return gru__errorf(err, errlen, -EINVAL, "%s: %s (line %d)", path, jerr.text, jerr.line);
     int rc = -EINVAL;
     if (!json_is_object(root)) {
-        rc = fail(err, errlen, -EINVAL, "%s: not a JSON object", path);
+        rc = gru__errorf(err, errlen, -EINVAL, "%s: not a JSON object", path);
         goto out;
     }
     const char *type = json_string_value(json_object_get(root, "model_type"));
     if (!type || strcmp(type, "gru_classifier") != 0) {
-        rc = fail(err, errlen, -EINVAL, "%s: \"model_type\" must be \"gru_classifier\"", path);
+        rc = gru__errorf(err, errlen, -EINVAL, "%s: \"model_type\" must be \"gru_classifier\"", path);
         goto out;
     }
     if ((rc = cfg_int(root, "vocab_size", 2, INT32_MAX, &cfg->vocab_size, path, err, errlen)) < 0 ||
@@ -155,13 +145,13 @@ static int config_load(gru_config_t *cfg, const char *dir, char *err, size_t err
     rc = -EINVAL;
     json_t *bi = json_object_get(root, "bidirectional");
     if (bi && !json_is_boolean(bi)) {
-        rc = fail(err, errlen, -EINVAL, "%s: \"bidirectional\" must be true or false", path);
+        rc = gru__errorf(err, errlen, -EINVAL, "%s: \"bidirectional\" must be true or false", path);
         goto out;
     }
     cfg->bidirectional = json_is_true(bi);
     json_t *labels = json_object_get(root, "labels");
     if (!json_is_array(labels) || json_array_size(labels) < 2 || json_array_size(labels) > GRU_MAX_LABELS) {
-        rc = fail(err, errlen, -EINVAL, "%s: \"labels\" must be a list of 2 to %d strings", path,
+        rc = gru__errorf(err, errlen, -EINVAL, "%s: \"labels\" must be a list of 2 to %d strings", path,
                   GRU_MAX_LABELS);
         goto out;
     }
@@ -169,38 +159,38 @@ static int config_load(gru_config_t *cfg, const char *dir, char *err, size_t err
     for (int i = 0; i < cfg->num_labels; i++) {
         const char *s = json_string_value(json_array_get(labels, (size_t)i));
         if (!s || !*s || strlen(s) >= GRU_MAX_LABEL_LEN) {
-            rc = fail(err, errlen, -EINVAL, "%s: labels[%d] must be a non-empty string under %d bytes",
+            rc = gru__errorf(err, errlen, -EINVAL, "%s: labels[%d] must be a non-empty string under %d bytes",
                       path, i, GRU_MAX_LABEL_LEN);
             goto out;
         }
         strcpy(cfg->labels[i], s);
         for (int j = 0; j < i; j++)
             if (strcmp(cfg->labels[j], s) == 0) {
-                rc = fail(err, errlen, -EINVAL, "%s: label \"%s\" appears twice", path, s);
+                rc = gru__errorf(err, errlen, -EINVAL, "%s: label \"%s\" appears twice", path, s);
                 goto out;
             }
     }
     json_t *tk = json_object_get(root, "tokenizer");
     if (!json_is_object(tk)) {
-        rc = fail(err, errlen, -EINVAL, "%s: missing object \"tokenizer\"", path);
+        rc = gru__errorf(err, errlen, -EINVAL, "%s: missing object \"tokenizer\"", path);
         goto out;
     }
     const char *kind = json_string_value(json_object_get(tk, "kind"));
     if (kind && strcmp(kind, "word") == 0) cfg->tokenizer.kind = TOK_KIND_WORD;
     else if (kind && strcmp(kind, "char") == 0) cfg->tokenizer.kind = TOK_KIND_CHAR;
     else {
-        rc = fail(err, errlen, -EINVAL, "%s: tokenizer.kind must be \"word\" or \"char\"", path);
+        rc = gru__errorf(err, errlen, -EINVAL, "%s: tokenizer.kind must be \"word\" or \"char\"", path);
         goto out;
     }
     json_t *lc = json_object_get(tk, "lowercase");
     if (lc && !json_is_boolean(lc)) {
-        rc = fail(err, errlen, -EINVAL, "%s: tokenizer.lowercase must be true or false", path);
+        rc = gru__errorf(err, errlen, -EINVAL, "%s: tokenizer.lowercase must be true or false", path);
         goto out;
     }
     cfg->tokenizer.lowercase = lc ? json_is_true(lc) : 1;
     int max_tokens;
     if ((rc = cfg_int(tk, "max_tokens", 1, 1 << 20, &max_tokens, path, err, errlen)) < 0) {
-        fail(err, errlen, rc, "%s: tokenizer.max_tokens must be an integer in [1, %d]", path, 1 << 20);
+        gru__errorf(err, errlen, rc, "%s: tokenizer.max_tokens must be an integer in [1, %d]", path, 1 << 20);
         goto out;
     }
     cfg->tokenizer.max_tokens = (size_t)max_tokens;
@@ -228,27 +218,27 @@ static int is_expected_tensor(const gru_config_t *c, const char *name) {
 static int want_tensor(const gru_model_t *m, const float **out, const char *path, const char *name,
                        char *err, size_t errlen, int ndim, int64_t d0, int64_t d1) {
     const wts_tensor_t *t = wts_find(m->wts, name);
-    if (!t) return fail(err, errlen, -EPROTO, "%s: missing tensor %s", path, name);
+    if (!t) return gru__errorf(err, errlen, -EPROTO, "%s: missing tensor %s", path, name);
     int ok = t->ndim == ndim && t->shape[0] == d0 && (ndim < 2 || t->shape[1] == d1);
     if (!ok) {
         if (ndim == 1)
-            return fail(err, errlen, -EPROTO, "%s: tensor %s: shape mismatch, config needs [%lld]", path,
+            return gru__errorf(err, errlen, -EPROTO, "%s: tensor %s: shape mismatch, config needs [%lld]", path,
                         name, (long long)d0);
-        return fail(err, errlen, -EPROTO, "%s: tensor %s: shape mismatch, config needs [%lld, %lld]",
+        return gru__errorf(err, errlen, -EPROTO, "%s: tensor %s: shape mismatch, config needs [%lld, %lld]",
                     path, name, (long long)d0, (long long)d1);
     }
     for (size_t i = 0; i < t->count; i++)
         if (!isfinite(t->data[i]))
-            return fail(err, errlen, -EPROTO, "%s: tensor %s: value %zu is not finite", path, name, i);
+            return gru__errorf(err, errlen, -EPROTO, "%s: tensor %s: value %zu is not finite", path, name, i);
     *out = t->data;
     return 0;
 }
 
 int gru_model_load(gru_model_t **out, const char *dir, char *err, size_t errlen) {
     *out = NULL;
-    if (!dir) return fail(err, errlen, -EINVAL, "no model directory");
+    if (!dir) return gru__errorf(err, errlen, -EINVAL, "no model directory");
     gru_model_t *m = calloc(1, sizeof *m);
-    if (!m) return fail(err, errlen, -ENOMEM, "%s: out of memory", dir);
+    if (!m) return gru__errorf(err, errlen, -ENOMEM, "%s: out of memory", dir);
     gru_config_t *c = &m->cfg;
     int rc = config_load(c, dir, err, errlen);
     if (rc < 0) goto bad;
@@ -264,7 +254,7 @@ int gru_model_load(gru_model_t **out, const char *dir, char *err, size_t errlen)
     snprintf(path, sizeof path, "%s/vocab.txt", dir);
     if ((rc = tok_vocab_load(&m->vocab, path, err, errlen)) < 0) goto bad;
     if (tok_vocab_size(m->vocab) != (size_t)c->vocab_size) {
-        rc = fail(err, errlen, -EPROTO, "%s: %zu tokens, but config.json says vocab_size %d", path,
+        rc = gru__errorf(err, errlen, -EPROTO, "%s: %zu tokens, but config.json says vocab_size %d", path,
                   tok_vocab_size(m->vocab), c->vocab_size);
         goto bad;
     }
@@ -298,7 +288,7 @@ int gru_model_load(gru_model_t **out, const char *dir, char *err, size_t errlen)
         for (size_t i = 0; i < wts_count(m->wts); i++) {
             const char *name = wts_at(m->wts, i)->name;
             if (!is_expected_tensor(c, name)) {
-                rc = fail(err, errlen, -EPROTO,
+                rc = gru__errorf(err, errlen, -EPROTO,
                           "%s: unexpected tensor %s (config.json: num_layers %d, bidirectional %s)", path,
                           name, L, D == 2 ? "true" : "false");
                 goto bad;
@@ -307,7 +297,7 @@ int gru_model_load(gru_model_t **out, const char *dir, char *err, size_t errlen)
     }
     c->num_params = count_params(c);
     if ((rc = precompute_proj0(m)) < 0) {
-        fail(err, errlen, rc, "%s: out of memory for the input projection table", dir);
+        gru__errorf(err, errlen, rc, "%s: out of memory for the input projection table", dir);
         goto bad;
     }
     if (m->proj0[0]) wts_release(m->wts, wts_find(m->wts, "embedding.weight")); /* table replaces it */

@@ -17,6 +17,7 @@
  * with an open-addressing hash table (FNV-1a, linear probing) from token to id built at load.
  * Thread safety: no global mutable state; a loaded vocab is read-only and shareable.
  */
+#include "util.h"
 #include "tok.h"
 
 #include <errno.h>
@@ -634,17 +635,6 @@ static size_t vocab_slot(const tok_vocab_t *v, const char *s, size_t len) {
     }
 }
 
-static int vfail(char *err, size_t errlen, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int vfail(char *err, size_t errlen, int code, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
 
 /* Reads the whole file into a new buffer (*out, *len). Returns 0 or a negative errno. */
 static int read_file(const char *path, char **out, size_t *len) {
@@ -694,22 +684,22 @@ void tok_vocab_free(tok_vocab_t *v) {
 }
 
 int tok_vocab_load(tok_vocab_t **out, const char *path, char *err, size_t errlen) {
-    if (!out || !path) return vfail(err, errlen, -EINVAL, "tok_vocab_load: bad arguments");
+    if (!out || !path) return gru__errorf(err, errlen, -EINVAL, "tok_vocab_load: bad arguments");
     *out = NULL;
     tok_vocab_t *v = calloc(1, sizeof *v);
-    if (!v) return vfail(err, errlen, -ENOMEM, "%s: out of memory", path);
+    if (!v) return gru__errorf(err, errlen, -ENOMEM, "%s: out of memory", path);
     size_t len = 0;
     int rc = read_file(path, &v->blob, &len);
     if (rc < 0) {
         free(v);
-        return vfail(err, errlen, rc, "%s: cannot read: %s", path, strerror(-rc));
+        return gru__errorf(err, errlen, rc, "%s: cannot read: %s", path, strerror(-rc));
     }
 
     /* Count lines, check the shape of the file. */
     size_t lines = 0;
     for (size_t i = 0; i < len; i++) lines += v->blob[i] == '\n';
     if (len == 0 || v->blob[len - 1] != '\n') {
-        rc = vfail(err, errlen, -EINVAL, "%s:%zu: %s", path, lines + 1,
+        rc = gru__errorf(err, errlen, -EINVAL, "%s:%zu: %s", path, lines + 1,
                    len ? "the last line has no newline" : "empty file (needs <pad> and <unk>)");
         goto fail;
     }
@@ -719,7 +709,7 @@ int tok_vocab_load(tok_vocab_t **out, const char *path, char *err, size_t errlen
     v->lens = malloc(lines * sizeof *v->lens);
     v->slots = malloc(cap * sizeof *v->slots);
     if (!v->offs || !v->lens || !v->slots) {
-        rc = vfail(err, errlen, -ENOMEM, "%s: out of memory", path);
+        rc = gru__errorf(err, errlen, -ENOMEM, "%s: out of memory", path);
         goto fail;
     }
     memset(v->slots, 0xFF, cap * sizeof *v->slots); /* all -1 */
@@ -730,32 +720,32 @@ int tok_vocab_load(tok_vocab_t **out, const char *path, char *err, size_t errlen
         const char *s = v->blob + start;
         size_t n = (size_t)((const char *)memchr(s, '\n', len - start) - s), bad;
         if (line > (size_t)INT32_MAX) {
-            rc = vfail(err, errlen, -EINVAL, "%s:%zu: too many tokens", path, line + 1);
+            rc = gru__errorf(err, errlen, -EINVAL, "%s:%zu: too many tokens", path, line + 1);
             goto fail;
         }
         if (n == 0) {
-            rc = vfail(err, errlen, -EINVAL, "%s:%zu: empty line", path, line + 1);
+            rc = gru__errorf(err, errlen, -EINVAL, "%s:%zu: empty line", path, line + 1);
             goto fail;
         }
         if (memchr(s, '\r', n) || memchr(s, '\0', n)) {
-            rc = vfail(err, errlen, -EINVAL, "%s:%zu: carriage return or NUL byte in a token",
+            rc = gru__errorf(err, errlen, -EINVAL, "%s:%zu: carriage return or NUL byte in a token",
                        path, line + 1);
             goto fail;
         }
         if (utf8_validate((const unsigned char *)s, n, &bad) < 0) {
-            rc = vfail(err, errlen, -EILSEQ, "%s:%zu: invalid UTF-8 at byte %zu of the line",
+            rc = gru__errorf(err, errlen, -EILSEQ, "%s:%zu: invalid UTF-8 at byte %zu of the line",
                        path, line + 1, bad);
             goto fail;
         }
         const char *want = line == 0 ? "<pad>" : line == 1 ? "<unk>" : NULL;
         if (want && (n != 5 || memcmp(s, want, 5) != 0)) {
-            rc = vfail(err, errlen, -EINVAL, "%s:%zu: must be %s (id %zu)", path, line + 1, want,
+            rc = gru__errorf(err, errlen, -EINVAL, "%s:%zu: must be %s (id %zu)", path, line + 1, want,
                        line);
             goto fail;
         }
         size_t slot = vocab_slot(v, s, n);
         if (v->slots[slot] >= 0) {
-            rc = vfail(err, errlen, -EINVAL, "%s:%zu: duplicate token (also on line %d)", path,
+            rc = gru__errorf(err, errlen, -EINVAL, "%s:%zu: duplicate token (also on line %d)", path,
                        line + 1, v->slots[slot] + 1);
             goto fail;
         }
@@ -767,7 +757,7 @@ int tok_vocab_load(tok_vocab_t **out, const char *path, char *err, size_t errlen
         start += n + 1;
     }
     if (v->n < 2) {
-        rc = vfail(err, errlen, -EINVAL, "%s:2: missing <unk> (id 1)", path);
+        rc = gru__errorf(err, errlen, -EINVAL, "%s:2: missing <unk> (id 1)", path);
         goto fail;
     }
     *out = v;

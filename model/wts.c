@@ -4,6 +4,7 @@
  * {"name": {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]}, ...,
  *  "__metadata__": {...}}, then the data section; offsets are relative to its start.
  */
+#include "util.h"
 #include "wts.h"
 
 #include <errno.h>
@@ -26,17 +27,6 @@ struct wts_file {
     float *copy; /* aligned copies when the file's data is misaligned (else NULL) */
 };
 
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
 
 void wts_close(wts_file_t *f) {
     if (!f) return;
@@ -83,42 +73,42 @@ static int span_cmp(const void *a, const void *b) {
 static int parse_tensor(wts_tensor_t *t, span_t *sp, const char *key, json_t *info, size_t data_len,
                         const char *path, char *err, size_t errlen) {
     if (strlen(key) >= WTS_MAX_NAME)
-        return fail(err, errlen, -EPROTO, "%s: tensor name too long: %.40s...", path, key);
+        return gru__errorf(err, errlen, -EPROTO, "%s: tensor name too long: %.40s...", path, key);
     strcpy(t->name, key);
     if (!json_is_object(info))
-        return fail(err, errlen, -EPROTO, "%s: tensor %s: header entry is not an object", path, key);
+        return gru__errorf(err, errlen, -EPROTO, "%s: tensor %s: header entry is not an object", path, key);
     const char *dtype = json_string_value(json_object_get(info, "dtype"));
-    if (!dtype) return fail(err, errlen, -EPROTO, "%s: tensor %s: missing dtype", path, key);
+    if (!dtype) return gru__errorf(err, errlen, -EPROTO, "%s: tensor %s: missing dtype", path, key);
     if (strcmp(dtype, "F32") != 0)
-        return fail(err, errlen, -EPROTO, "%s: tensor %s: dtype %s, expected F32", path, key, dtype);
+        return gru__errorf(err, errlen, -EPROTO, "%s: tensor %s: dtype %s, expected F32", path, key, dtype);
     json_t *shape = json_object_get(info, "shape");
     if (!json_is_array(shape) || json_array_size(shape) > WTS_MAX_DIMS)
-        return fail(err, errlen, -EPROTO, "%s: tensor %s: shape must be a list of at most %d ints",
+        return gru__errorf(err, errlen, -EPROTO, "%s: tensor %s: shape must be a list of at most %d ints",
                     path, key, WTS_MAX_DIMS);
     t->ndim = (int)json_array_size(shape);
     size_t count = 1;
     for (int d = 0; d < t->ndim; d++) {
         int64_t dim = json_uint(json_array_get(shape, (size_t)d), INT32_MAX);
         if (dim < 0)
-            return fail(err, errlen, -EPROTO, "%s: tensor %s: shape[%d] is not a valid size", path, key, d);
+            return gru__errorf(err, errlen, -EPROTO, "%s: tensor %s: shape[%d] is not a valid size", path, key, d);
         t->shape[d] = dim;
         if (dim && count > SIZE_MAX / 4 / (size_t)dim)
-            return fail(err, errlen, -EPROTO, "%s: tensor %s: shape too large", path, key);
+            return gru__errorf(err, errlen, -EPROTO, "%s: tensor %s: shape too large", path, key);
         count *= (size_t)dim;
     }
     json_t *offs = json_object_get(info, "data_offsets");
     if (!json_is_array(offs) || json_array_size(offs) != 2)
-        return fail(err, errlen, -EPROTO, "%s: tensor %s: data_offsets must be [begin, end]", path, key);
+        return gru__errorf(err, errlen, -EPROTO, "%s: tensor %s: data_offsets must be [begin, end]", path, key);
     int64_t b = json_uint(json_array_get(offs, 0), INT64_MAX);
     int64_t e = json_uint(json_array_get(offs, 1), INT64_MAX);
     if (b < 0 || e < 0 || e < b)
-        return fail(err, errlen, -EPROTO, "%s: tensor %s: bad data_offsets", path, key);
+        return gru__errorf(err, errlen, -EPROTO, "%s: tensor %s: bad data_offsets", path, key);
     if ((uint64_t)e > data_len)
-        return fail(err, errlen, -EPROTO,
+        return gru__errorf(err, errlen, -EPROTO,
                     "%s: tensor %s: data_offsets [%lld, %lld] past the end of the data (%zu bytes; truncated file?)",
                     path, key, (long long)b, (long long)e, data_len);
     if ((uint64_t)(e - b) != count * 4)
-        return fail(err, errlen, -EPROTO, "%s: tensor %s: %lld bytes for a shape of %zu floats", path,
+        return gru__errorf(err, errlen, -EPROTO, "%s: tensor %s: %lld bytes for a shape of %zu floats", path,
                     key, (long long)(e - b), count);
     t->count = count;
     sp->begin = (size_t)b;
@@ -128,21 +118,21 @@ static int parse_tensor(wts_tensor_t *t, span_t *sp, const char *key, json_t *in
 
 /* Parses and validates the len bytes at p into f (whose map fields the caller set). */
 static int wts_parse(wts_file_t *f, const unsigned char *p, size_t len, const char *path, char *err, size_t errlen) {
-    if (len < 8) return fail(err, errlen, -EPROTO, "%s: %zu bytes, too short for a safetensors file", path, len);
+    if (len < 8) return gru__errorf(err, errlen, -EPROTO, "%s: %zu bytes, too short for a safetensors file", path, len);
     uint64_t hlen = 0;
     for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | p[i];
     int rc;
     json_t *root = NULL;
     span_t *spans = NULL;
     if (hlen > WTS_MAX_HEADER || hlen > len - 8) {
-        rc = fail(err, errlen, -EPROTO, "%s: header length %llu does not fit in the file (%zu bytes)",
+        rc = gru__errorf(err, errlen, -EPROTO, "%s: header length %llu does not fit in the file (%zu bytes)",
                   path, (unsigned long long)hlen, len);
         goto out;
     }
     json_error_t jerr;
     root = json_loadb((const char *)p + 8, (size_t)hlen, JSON_REJECT_DUPLICATES, &jerr);
     if (!root || !json_is_object(root)) {
-        rc = fail(err, errlen, -EPROTO, "%s: header is not a JSON object: %s (line %d, column %d)", path,
+        rc = gru__errorf(err, errlen, -EPROTO, "%s: header is not a JSON object: %s (line %d, column %d)", path,
                   root ? "not an object" : jerr.text, jerr.line, jerr.column);
         goto out;
     }
@@ -151,7 +141,7 @@ static int wts_parse(wts_file_t *f, const unsigned char *p, size_t len, const ch
     f->tensors = calloc(n ? n : 1, sizeof *f->tensors);
     spans = calloc(n ? n : 1, sizeof *spans);
     if (!f->tensors || !spans) {
-        rc = fail(err, errlen, -ENOMEM, "%s: out of memory", path);
+        rc = gru__errorf(err, errlen, -ENOMEM, "%s: out of memory", path);
         goto out;
     }
     const char *key;
@@ -169,7 +159,7 @@ static int wts_parse(wts_file_t *f, const unsigned char *p, size_t len, const ch
     for (size_t i = 0; i < f->n; i++) {
         if (spans[i].end == spans[i].begin) continue;
         if (spans[i].begin < far) {
-            rc = fail(err, errlen, -EPROTO, "%s: tensors %s and %s overlap", path, f->tensors[far_idx].name,
+            rc = gru__errorf(err, errlen, -EPROTO, "%s: tensors %s and %s overlap", path, f->tensors[far_idx].name,
                       f->tensors[spans[i].idx].name);
             goto out;
         }
@@ -187,7 +177,7 @@ static int wts_parse(wts_file_t *f, const unsigned char *p, size_t len, const ch
     if (!aligned) {
         f->copy = malloc((total ? total : 1) * sizeof(float));
         if (!f->copy) {
-            rc = fail(err, errlen, -ENOMEM, "%s: out of memory", path);
+            rc = gru__errorf(err, errlen, -ENOMEM, "%s: out of memory", path);
             goto out;
         }
         dst = f->copy;
@@ -213,7 +203,7 @@ out:
 int wts_open_buffer(wts_file_t **out, const void *data, size_t len, const char *name, char *err, size_t errlen) {
     *out = NULL;
     wts_file_t *f = calloc(1, sizeof *f);
-    if (!f) return fail(err, errlen, -ENOMEM, "%s: out of memory", name);
+    if (!f) return gru__errorf(err, errlen, -ENOMEM, "%s: out of memory", name);
     int rc = wts_parse(f, data, len, name, err, errlen);
     if (rc < 0) {
         wts_close(f);
@@ -226,26 +216,26 @@ int wts_open_buffer(wts_file_t **out, const void *data, size_t len, const char *
 int wts_open(wts_file_t **out, const char *path, char *err, size_t errlen) {
     *out = NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return fail(err, errlen, -errno, "%s: %s", path, strerror(errno));
+    if (fd < 0) return gru__errorf(err, errlen, -errno, "%s: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) < 0) {
         int e = -errno;
         close(fd);
-        return fail(err, errlen, e, "%s: %s", path, strerror(-e));
+        return gru__errorf(err, errlen, e, "%s: %s", path, strerror(-e));
     }
     if (!S_ISREG(st.st_mode)) {
         close(fd);
-        return fail(err, errlen, -EINVAL, "%s: not a regular file", path);
+        return gru__errorf(err, errlen, -EINVAL, "%s: not a regular file", path);
     }
     size_t len = (size_t)st.st_size;
     if (len < 8) {
         close(fd);
-        return fail(err, errlen, -EPROTO, "%s: %zu bytes, too short for a safetensors file", path, len);
+        return gru__errorf(err, errlen, -EPROTO, "%s: %zu bytes, too short for a safetensors file", path, len);
     }
     wts_file_t *f = calloc(1, sizeof *f);
     if (!f) {
         close(fd);
-        return fail(err, errlen, -ENOMEM, "%s: out of memory", path);
+        return gru__errorf(err, errlen, -ENOMEM, "%s: out of memory", path);
     }
     f->map_len = len;
     f->map = mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0);
@@ -253,7 +243,7 @@ int wts_open(wts_file_t **out, const char *path, char *err, size_t errlen) {
     if (f->map == MAP_FAILED) {
         int e = -errno;
         wts_close(f);
-        return fail(err, errlen, e, "%s: mmap: %s", path, strerror(-e));
+        return gru__errorf(err, errlen, e, "%s: mmap: %s", path, strerror(-e));
     }
     int rc = wts_parse(f, f->map, len, path, err, errlen);
     if (rc < 0) {
