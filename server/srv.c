@@ -249,7 +249,6 @@ static void on_drain_tick(uv_timer_t *t) {
         srv_log(CFG_LOG_WARN, "drain timeout: failing %zu queued texts, %ld requests in flight", st.depth, inflight);
         bq_cancel(s->bq);
         s->canceled = 1;
-        s->grace_deadline_ns = now + (uint64_t)SRV_GRACE_MS * 1000000u;
     }
     unsigned long arrivals = atomic_load(&s->arrivals);
     if (arrivals != s->quiet_arrivals || inflight) {
@@ -258,8 +257,18 @@ static void on_drain_tick(uv_timer_t *t) {
     }
     /* Done when nothing is in flight and, for a short while, nothing has arrived: a client
      * that got a keep-alive answer just before the signal may still send one more request. */
-    int done = bq_idle(s->bq) && inflight == 0 && now - s->quiet_since_ns >= (uint64_t)SRV_QUIET_MS * 1000000u;
-    if (!done && !(s->canceled && now >= s->grace_deadline_ns)) return;
+    int idle = bq_idle(s->bq);
+    int done = idle && inflight == 0 && now - s->quiet_since_ns >= (uint64_t)SRV_QUIET_MS * 1000000u;
+    if (!done && s->canceled) {
+        /* Past the drain timeout: running batches still finish (their requests are answered);
+         * then requests that were queued get a short grace to be sent; requests still being
+         * read (slow clients) are not waited for. */
+        if (!idle) return;
+        if (!s->grace_deadline_ns) s->grace_deadline_ns = now + (uint64_t)SRV_GRACE_MS * 1000000u;
+        if (atomic_load(&s->answering) > 0 && now < s->grace_deadline_ns) return;
+        done = 1;
+    }
+    if (!done) return;
     bq_cancel(s->bq); /* no reservation from here on; then nothing may be left in the queue */
     if (!bq_idle(s->bq)) return;
     if (inflight) srv_log(CFG_LOG_WARN, "drained with %ld requests unanswered", inflight);

@@ -20,7 +20,7 @@
 /* ---- constants ---- */
 #define SRV_VERSION "0.1.0"
 #define SRV_MAX_MODELS SRV_METRICS_MAX_MODELS
-#define SRV_GRACE_MS 1000 /* after the drain timeout: time for resumed requests to be sent */
+#define SRV_GRACE_MS 1000 /* after the drain timeout and the last batch: time for answers to go */
 #define SRV_CONNECTION_MEMORY 16384 /* bytes per connection for headers and buffers */
 #define SRV_SWEEP_MS 500 /* how often slow and vanished clients are looked for */
 #define SRV_QUIET_MS 100  /* draining ends after this long with no request (keep-alive stragglers) */
@@ -72,6 +72,7 @@ typedef struct srv {
     atomic_int draining;               /* SIGTERM/SIGINT seen */
     atomic_long inflight;              /* requests received and not yet completed */
     atomic_ulong arrivals;             /* requests received, ever */
+    atomic_long answering;             /* requests submitted to the queue and not yet completed */
     uint64_t t_start_ns;
 
     uv_mutex_t conns_lock;             /* guards conns (the list, not the fields) */

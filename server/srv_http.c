@@ -108,6 +108,7 @@ struct srv_request {
     float *arena;           /* probs (n, C), then gates, then trajectories */
     float *probs;
     bq_job_t job;
+    int submitted;          /* handed to the queue (counted in s->answering) */
 };
 
 /* ------------------------------------------------------------------------------------------ */
@@ -395,6 +396,8 @@ static int submit(srv_request_t *r, api_error_t *err) {
     if (rc == -ECANCELED) return api_error_set(err, API_ERR_DRAINING, "the server is shutting down");
     if (rc < 0) return api_error_set(err, API_ERR_INTERNAL, "cannot queue the request");
     /* Suspend before submitting: the resume (loop thread) must find the connection suspended. */
+    atomic_fetch_add(&s->answering, 1);
+    r->submitted = 1;
     r->state = REQ_QUEUED;
     MHD_suspend_connection(r->conn);
     bq_submit(s->bq, &r->job);
@@ -750,6 +753,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
     free(r->arena);
     free(r->body);
     api_request_deinit(&r->req);
+    if (r->submitted) atomic_fetch_sub(&s->answering, 1);
     free(r);
     atomic_fetch_sub(&s->inflight, 1);
 }

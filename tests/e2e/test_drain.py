@@ -108,7 +108,7 @@ class Drain(unittest.TestCase):
             for t in ts:
                 t.join(10)
             self.assertEqual(srv.stop(), 0)
-            self.assertLess(time.time() - t0, 3.0)
+            self.assertLess(time.time() - t0, 10.0)  # the running batch finishes (slow under ASan)
             statuses = sorted(r[0] for r in results)
             self.assertEqual(len(statuses), 3)
             self.assertIn(200, statuses)  # the running batch finished
