@@ -285,10 +285,12 @@ static void on_signal(uv_signal_t *h, int signum) {
         s->drain_deadline_ns = now;
         return;
     }
+    /* Stop listening first: the answers that say "Connection: close" (once draining is set)
+     * send their clients to a socket that must already refuse them, not reset them. */
+    srv_http_quiesce(s);
     atomic_store(&s->draining, 1);
     srv_log(CFG_LOG_INFO, "signal %d: draining (not ready, no new connections, up to %d ms)", signum,
             s->cfg.drain_timeout_ms);
-    srv_http_quiesce(s);
     bq_flush(s->bq); /* no point waiting for fuller batches now */
     s->drain_start_ns = s->quiet_since_ns = now;
     s->quiet_arrivals = atomic_load(&s->arrivals);

@@ -32,6 +32,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdio.h>
@@ -876,10 +877,25 @@ int srv_http_start(srv_t *s, char *err, size_t errlen) {
 
 void srv_http_quiesce(srv_t *s) {
     if (!s->daemon || s->listen_fd >= 0) return;
-    s->listen_fd = MHD_quiesce_daemon(s->daemon);
-    /* Stop the kernel from accepting into the backlog as well; the fd itself is closed after
+    int fd = s->listen_fd = MHD_quiesce_daemon(s->daemon);
+    if (fd < 0) return;
+    /* Connections the kernel already completed are in the backlog: they would be reset by the
+     * shutdown below, after their clients may have sent a request. Hand them to MHD (which
+     * closes the socket if it cannot take it); they are served like the open ones. */
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0) fcntl(fd, F_SETFL, fl | O_NONBLOCK);
+    for (int n = 0; n < 4096; n++) {
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        int c = accept(fd, (struct sockaddr *)&ss, &len);
+        if (c < 0) break;
+        fcntl(c, F_SETFD, FD_CLOEXEC);
+        fcntl(c, F_SETFL, fcntl(c, F_GETFL) | O_NONBLOCK);
+        MHD_add_connection(s->daemon, c, (struct sockaddr *)&ss, len);
+    }
+    /* Then stop the kernel from accepting into the backlog; the fd itself is closed after
      * MHD_stop_daemon (MHD's threads may still hold it until then). */
-    if (s->listen_fd >= 0) shutdown(s->listen_fd, SHUT_RDWR);
+    shutdown(fd, SHUT_RDWR);
 }
 
 void srv_http_stop(srv_t *s) {
