@@ -253,7 +253,8 @@ async function main() {
     check(focusedIdx === '1' && insp.includes('Token 2 of ' + en.tokens.length) && insp.includes(en.tokens[1]), 'ArrowRight moves to the next token and the inspector shows its numbers', [focusedIdx, insp.slice(0, 80)]);
     check(insp.includes(en.gates[0].reset[1].toFixed(3)) && insp.includes(en.gates[0].update[1].toFixed(3)), 'the inspector shows the token\'s r and z', insp.slice(0, 200));
 
-    // Hover shows a token's numbers too.
+    // Hover shows a token's numbers too (focus elsewhere, so the screenshot shows one selection).
+    await page.evaluate(() => document.activeElement.blur());
     const hoverIdx = Math.min(3, en.tokens.length - 1);
     await page.hover('#heatmap .tok-col[data-i="' + hoverIdx + '"]');
     const insp2 = await page.textContent('#inspector');
