@@ -15,3 +15,8 @@ add_test(NAME container_image
          COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/deploy/container_test.sh --repo ${CMAKE_SOURCE_DIR})
 set_tests_properties(container_image PROPERTIES LABELS container SKIP_RETURN_CODE 77 TIMEOUT 1200
                      RUN_SERIAL TRUE)
+
+# README.md's configuration table is generated from `gru-serve --help`: no drift.
+add_test(NAME readme_config COMMAND ${GRU_PYTHON} ${CMAKE_SOURCE_DIR}/tools/config_table.py
+         $<TARGET_FILE:gru-serve> --check ${CMAKE_SOURCE_DIR}/README.md)
+set_tests_properties(readme_config PROPERTIES LABELS deploy)
