@@ -190,12 +190,13 @@ static int models_load(srv_t *s) {
         label_escape(m->metric_name, sizeof m->metric_name, m->name);
         s->metric_names[i] = m->metric_name;
         s->metric_info[i] = m->metric_info;
+        char acc[32] = "unknown";
+        if (!isnan(m->info.accuracy)) snprintf(acc, sizeof acc, "%.4g", m->info.accuracy);
         srv_log(CFG_LOG_INFO,
-                "model %s: %s, %s tokenizer, V=%d E=%d H=%d L=%d%s, %zu parameters, labels %s, dev accuracy %s%.4g",
+                "model %s: %s, %s tokenizer, V=%d E=%d H=%d L=%d%s, %zu parameters, labels %s, dev accuracy %s",
                 m->name, m->dir, c->tokenizer.kind == TOK_KIND_CHAR ? "char" : "word", c->vocab_size,
                 c->embedding_dim, c->hidden_size, c->num_layers, c->bidirectional ? " bidirectional" : "",
-                c->num_params, labels, isnan(m->info.accuracy) ? "unknown" : "",
-                isnan(m->info.accuracy) ? 0.0 : m->info.accuracy);
+                c->num_params, labels, acc);
     }
     if (!(s->models_body = api_models_body(infos, s->n_models, &s->models_body_len))) return -1;
     return 0;
