@@ -1,6 +1,7 @@
 """test_routes.py - every route of gru-serve, and every error status with its JSON body."""
 import json
 import os
+import re
 import socket
 import threading
 import time
@@ -372,8 +373,10 @@ class Startup(unittest.TestCase):
     def test_fast_start_and_help(self):
         t0 = time.time()
         with Server(models=tiny_models()) as srv:
-            self.assertLess(time.time() - t0, 1.0)
-            self.assertTrue(any('"ready in' in line for line in srv.log))
+            self.assertLess(time.time() - t0, 5.0)  # with the harness, under sanitizers, on a busy machine
+            ready = [float(m.group(1)) for m in (re.search(r'"ready in ([0-9.]+) ms', line) for line in srv.log) if m]
+            self.assertEqual(len(ready), 1)
+            self.assertLess(ready[0], 1000.0)  # the server's own count: start to warm and ready
         import subprocess
         from harness import GRU_SERVE
         out = subprocess.run([GRU_SERVE, "--help"], capture_output=True, text=True)
