@@ -46,7 +46,7 @@ LONG_TOKENS = 15  # "long" dev rows (a proxy for whole sentences): at least this
 
 def _early_threads(argv):
     """Sets the BLAS/OpenMP thread variables from --threads before torch is imported."""
-    n = "2"
+    n = "1"
     for i, a in enumerate(argv):
         if a == "--threads" and i + 1 < len(argv):
             n = argv[i + 1]
@@ -525,7 +525,9 @@ def main(argv=None):
     ap.add_argument("--long-tokens", type=int, default=LONG_TOKENS,
                     help="rows with at least this many tokens count as 'long'")
     ap.add_argument("--seed", type=int, default=1)
-    ap.add_argument("--threads", type=int, default=2, help="torch / BLAS threads")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch / BLAS threads (1 is best on a busy machine: with 2 threads on "
+                         "2 shared cores, OpenMP waiting made an epoch up to 10x slower)")
     ap.add_argument("--time-limit", type=float, default=0, help="stop after this many seconds")
     ap.add_argument("--data-root", default="/work/shared",
                     help="dataset paths in config.json are written relative to this")
