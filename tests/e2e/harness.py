@@ -193,8 +193,9 @@ def predict(model_dir, texts, gates="summary", trajectory=False):
     return [json.loads(line) for line in out.stdout.splitlines()]
 
 
-def assert_close(tc, got, want, path="$", tol=2e-6):
-    """Structural equality with floats compared within tol (batches may round differently)."""
+def assert_close(tc, got, want, path="$", tol=1e-5):
+    """Structural equality with floats compared within tol: a text's numbers depend on its
+    batch only through BLAS rounding (seen up to ~3e-6 in full gates after a few steps)."""
     if isinstance(want, float) or isinstance(got, float):
         tc.assertTrue(isinstance(got, (int, float)) and abs(got - want) <= tol * max(1.0, abs(want)),
                       "%s: %r != %r" % (path, got, want))
