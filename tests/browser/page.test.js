@@ -66,18 +66,19 @@ function modelDirs(root) {
 }
 function pickModels() {
   const shipped = modelDirs(GRU_MODELS);
-  const en = shipped.find((m) => m.cfg.tokenizer && m.cfg.tokenizer.kind === 'word');
-  const zh = shipped.find((m) => m.cfg.tokenizer && m.cfg.tokenizer.kind === 'char');
-  if (en && zh) return { en, zh, shipped: true };
-  // No shipped English + Chinese pair (yet): small random models from tests/e2e/tiny_model.py.
+  let en = shipped.find((m) => m.cfg.tokenizer && m.cfg.tokenizer.kind === 'word');
+  let zh = shipped.find((m) => m.cfg.tokenizer && m.cfg.tokenizer.kind === 'char');
+  if (en && zh) return { en, zh };
+  // A language without a shipped model (yet): a small random stand-in from tests/e2e/tiny_model.py.
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gru-browser-models-'));
   const code = 'import sys; sys.path.insert(0, sys.argv[1]); import tiny_model as t; ' +
     't.write(sys.argv[2] + "/tiny-en", "word", hidden=24, seed=1); t.write(sys.argv[2] + "/tiny-zh", "char", hidden=16, layers=2, seed=2)';
   const r = spawnSync(GRU_PYTHON, ['-c', code, path.join(ROOT, 'tests', 'e2e'), tmp], { encoding: 'utf8' });
-  if (r.status !== 0) skip('no shipped English and Chinese models in ' + GRU_MODELS + ', and no stand-ins: ' + (r.stderr || r.error));
-  console.log('note: no shipped English + Chinese models in ' + GRU_MODELS + ': using tiny random stand-ins');
+  if (r.status !== 0) skip('no shipped ' + (en ? 'Chinese' : 'English') + ' model in ' + GRU_MODELS + ', and no stand-in: ' + (r.stderr || r.error));
   const tiny = modelDirs(tmp);
-  return { en: tiny[0], zh: tiny[1], shipped: false, tmp };
+  if (!en) { en = tiny[0]; console.log('note: no shipped English (word) model in ' + GRU_MODELS + ': using a tiny random stand-in'); }
+  if (!zh) { zh = tiny[1]; console.log('note: no shipped Chinese (char) model in ' + GRU_MODELS + ': using a tiny random stand-in'); }
+  return { en, zh, tmp };
 }
 
 /* ---------- the server ---------- */
@@ -278,11 +279,12 @@ async function main() {
     check(units === String(H), 'full matrices: every hidden unit shown by default (' + H + ')', units);
     check((await page.getAttribute('#matrix', 'data-tokens')) === String(en.tokens.length), 'full matrices: one column per token');
     await page.selectOption('#m-sort', 'sat-desc');
-    // A threshold that keeps some units and drops others (when the model has such a spread).
+    // The threshold that keeps closest to half of the units (0 when every unit is alike).
     let min = 0;
+    let best = H;
     for (let m = 5; m <= 100; m += 5) {
       const k = saturationOrder(full, 0, 'update', m / 100).length;
-      if (k > 0 && k < H) { min = m; break; }
+      if (k > 0 && k < H && Math.abs(k - H / 2) < best) { best = Math.abs(k - H / 2); min = m; }
     }
     await page.$eval('#m-min', (e, v) => { e.value = String(v); e.dispatchEvent(new Event('input', { bubbles: true })); }, min);
     const want = saturationOrder(full, 0, 'update', min / 100);
