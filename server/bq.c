@@ -418,7 +418,7 @@ void bq_free(bq_queue_t *q) {
     free(q);
 }
 
-/* Warm-up: one batch of up to 64 texts of 25-32 tokens through every context, on the pool's
+/* Warm-up: one batch of up to 64 texts of 17-24 tokens through every context, on the pool's
  * threads (which libuv starts now rather than at the first request): the scratch memory of a
  * common batch is allocated, OpenBLAS's per-thread buffers too, and the weights are paged in. */
 typedef struct bq_warm {
@@ -433,7 +433,10 @@ static void warm_after_cb(uv_work_t *w, int status) {
 }
 
 static int warmup(bq_queue_t *q) {
-    const size_t B = q->opt.max_batch < 64 ? q->opt.max_batch : 64, T = 32;
+    /* A typical full batch of short texts; larger batches grow the scratch when they come. */
+    size_t B = q->opt.max_batch < 64 ? q->opt.max_batch : 64, T = 24;
+    while (B > 1 && B * T > q->opt.max_batch_tokens) B /= 2;
+    if (T > q->opt.max_batch_tokens) T = q->opt.max_batch_tokens;
     int32_t *ids = calloc(T, sizeof *ids);
     float *probs = calloc((size_t)q->opt.workers * B * GRU_MAX_LABELS, sizeof *probs);
     bq_warm_t wm = {0, ids && probs ? 0 : -ENOMEM};
@@ -447,7 +450,7 @@ static int warmup(bq_queue_t *q) {
             b->n = B;
             b->warm = &wm;
             for (size_t i = 0; i < B; i++) {
-                b->in[i] = (gru_input_t){ids, T - (i % 8)};
+                b->in[i] = (gru_input_t){ids, T > i % 8 ? T - i % 8 : 1};
                 b->out[i] = (gru_output_t){probs + ((size_t)w * B + i) * GRU_MAX_LABELS, NULL, NULL};
             }
             wm.pending++;

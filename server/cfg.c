@@ -68,7 +68,13 @@ static const cfg_entry_t static_configs[] = {
     INT_CFG("workers", workers, 0, 64, "0",
             "inference worker threads, each with one OpenBLAS thread (0: one per CPU)"),
     INT_CFG("max-batch", max_batch, 1, 1024, "64", "most texts in one batched forward pass"),
-    INT_CFG("max-batch-tokens", max_batch_tokens, 1, 1 << 22, "16384", "most tokens in one batch"),
+    INT_CFG("max-batch-tokens", max_batch_tokens, 1, 1 << 22, "4096",
+            "most tokens in one batch (a longer text runs alone); the workers' scratch memory "
+            "grows to the largest batch and stays"),
+    INT_CFG("proj-table-max-mb", proj_table_max_mb, 0, 1 << 16, "32",
+            "build a model's layer-0 projection table (vocab x 3H floats: a row lookup instead of "
+            "a matrix product per token, ~25% less compute) only if it takes at most this many "
+            "MiB; 0: never (saves memory)"),
     INT_CFG("max-delay-us", max_delay_us, 0, 10000000, "0",
             "longest a text waits for a fuller batch while a worker is free (0: take what is "
             "queued; the loop's timers have 1 ms resolution)"),

@@ -47,6 +47,7 @@ typedef struct {
     int workers;          /* 0: one per CPU */
     int max_batch;
     int max_batch_tokens;
+    int proj_table_max_mb;
     int max_delay_us;
     int max_queue;
     int max_texts;

@@ -381,6 +381,10 @@ int main(int argc, char **argv) {
     uv_signal_start(&s->sig_int, on_signal, SIGINT);
 
     if (models_resolve(s) < 0) goto out;
+    /* The engine reads its projection-table budget from the environment at load time. */
+    char mb[16];
+    snprintf(mb, sizeof mb, "%d", s->cfg.proj_table_max_mb);
+    setenv("GRU_PROJ_TABLE_MAX_MB", mb, 1);
     if (srv_http_start(s, err, sizeof err) < 0) {
         srv_log(CFG_LOG_ERROR, "%s", err);
         goto out;
