@@ -91,7 +91,8 @@ class Drain(unittest.TestCase):
         d = tiny_model.write(os.path.join(tempfile.mkdtemp(prefix="gru-e2e-"), "slow-en"), "word", hidden=256, seed=5,
                              max_tokens=64)
         big = {"texts": ["good " * 64] * 128, "gates": "none"}
-        with Server(model=[d], workers=1, max_texts=128, max_batch=128, drain_timeout_ms=20) as srv:
+        with Server(model=[d], workers=1, max_texts=128, max_batch=128, max_batch_tokens=8192,
+                    drain_timeout_ms=20) as srv:
             stalled = socket.create_connection(("127.0.0.1", srv.port))
             stalled.sendall(b"POST /v1/sentiment HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                             b"Content-Length: 100\r\n\r\n{\"text\": ")
