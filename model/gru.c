@@ -7,9 +7,11 @@
  *   tokens. The texts still running at any step are a prefix of the sorted order, so each step
  *   updates a contiguous block of the hidden state and no padding ever enters the math.
  * - Per layer and direction, the input projection of every token is one sgemm,
- *   (N, In) x (In, 3H). Per step, the recurrent projection is one sgemm over the running texts,
- *   (b, H) x (H, 3H), or an sgemv when b == 1 (5-6x faster there). The gate nonlinearities
- *   run in a fused element-wise kernel.
+ *   (N, In) x (In, 3H) (or, for layer 0, a row of the per-vocabulary table). Per step, the
+ *   recurrent projection over the running texts, (b, H) x (H, 3H), runs on W_hh packed at load
+ *   time (mm.h: no per-call re-packing, and each row's result independent of the batch); where
+ *   that kernel is unavailable, one sgemm, or an sgemv when b == 1 (5-6x faster there). The
+ *   gate nonlinearities run in a fused element-wise kernel.
  * - The backward direction walks step s over position len - 1 - s of each text, which keeps
  *   the same running prefix; its rows are addressed per text instead of as one block.
  * - Gates are written only in GRU_GATES_SUMMARY / _FULL mode; the plain path skips the branch.
@@ -29,6 +31,7 @@
 #include <cblas.h>
 #include <jansson.h>
 
+#include "mm.h"
 #include "wts.h"
 
 /* ------------------------------------------------------------------------------------------ */
@@ -54,6 +57,7 @@ struct gru_model {
      * direction: (V, 3H). A token's projection is then a row lookup, not a matrix product.
      * NULL when the table would exceed GRU_PROJ_TABLE_MAX_BYTES (then it is computed per batch). */
     float *proj0[2];
+    mm_packed_t *whh[GRU_MAX_LAYERS][2]; /* W_hh packed for mm_mul(), or NULL: use BLAS */
 };
 
 #define GRU_PROJ_TABLE_MAX_BYTES ((size_t)256 << 20) /* default; GRU_PROJ_TABLE_MAX_MB overrides */
@@ -69,6 +73,8 @@ void gru_model_free(gru_model_t *m) {
     free(m->owned);
     free(m->proj0[0]);
     free(m->proj0[1]);
+    for (int l = 0; l < GRU_MAX_LAYERS; l++)
+        for (int d = 0; d < 2; d++) mm_packed_free(m->whh[l][d]);
     free(m);
 }
 
@@ -100,6 +106,7 @@ size_t gru_gates_floats(const gru_config_t *cfg, gru_gates_mode_t mode, size_t l
 }
 
 static int precompute_proj0(gru_model_t *m);
+static int pack_whh(gru_model_t *m);
 
 /* Counts the parameters of the shape in c. */
 static size_t count_params(const gru_config_t *c) {
@@ -296,8 +303,8 @@ int gru_model_load(gru_model_t **out, const char *dir, char *err, size_t errlen)
         }
     }
     c->num_params = count_params(c);
-    if ((rc = precompute_proj0(m)) < 0) {
-        gru__errorf(err, errlen, rc, "%s: out of memory for the input projection table", dir);
+    if ((rc = precompute_proj0(m)) < 0 || (rc = pack_whh(m)) < 0) {
+        gru__errorf(err, errlen, rc, "%s: out of memory for the packed weights", dir);
         goto bad;
     }
     if (m->proj0[0]) wts_release(m->wts, wts_find(m->wts, "embedding.weight")); /* table replaces it */
@@ -344,7 +351,7 @@ int gru_model_new_random(gru_model_t **out, const gru_config_t *cfg, uint64_t se
         }
     m->fc_w = p, p += (size_t)c->num_labels * D * H;
     m->fc_b = p;
-    if (precompute_proj0(m) < 0) {
+    if (precompute_proj0(m) < 0 || pack_whh(m) < 0) {
         gru_model_free(m);
         return -ENOMEM;
     }
@@ -444,6 +451,17 @@ static int precompute_proj0(gru_model_t *m) {
         if (!(m->proj0[d] = malloc(V * H3 * sizeof(float)))) return -ENOMEM;
         matmul_forward(m->proj0[d], m->embedding, w->w_ih, w->b_ih, (int)V, (int)H3, c->embedding_dim);
     }
+    return 0;
+}
+
+/* Packs every W_hh for mm_mul() where the kernel exists. Returns 0, or -ENOMEM. */
+static int pack_whh(gru_model_t *m) {
+    const int H = m->cfg.hidden_size;
+    for (int l = 0; l < m->cfg.num_layers; l++)
+        for (int d = 0; d < 1 + m->cfg.bidirectional; d++) {
+            int rc = mm_pack(&m->whh[l][d], m->layers[l][d].w_hh, 3 * H, H);
+            if (rc == -ENOMEM) return rc;
+        }
     return 0;
 }
 
@@ -651,7 +669,10 @@ int gru_forward_batch(gru_ctx_t *ctx, const gru_input_t *in, gru_output_t *out, 
                     ctx->gi[i] = table ? table + (size_t)in[ctx->rank[i].idx].ids[t] * 3 * H
                                        : ctx->g + (ctx->offs[t] + (size_t)i) * 3 * H;
                 }
-                matmul_forward(ctx->gh, h, w->w_hh, NULL, b, 3 * H, H); /* (b, 3H) */
+                if (m->whh[l][d]) /* (b, 3H) */
+                    mm_mul(m->whh[l][d], h, b, ctx->gh);
+                else
+                    matmul_forward(ctx->gh, h, w->w_hh, NULL, b, 3 * H, H);
                 gru_cell_forward(h, ctx->gates, ctx->gi, ctx->gh, w->b_hh, b, H);
                 for (int i = 0; i < b; i++) {
                     size_t t = d ? ctx->rank[i].len - 1 - s : s;
