@@ -102,6 +102,9 @@ static const cfg_entry_t static_configs[] = {
      CFG_IMMUTABLE, "on SIGTERM/SIGINT, how long in-flight requests may take to finish", NULL},
     {"warmup", NULL, CFG_BOOL, offsetof(cfg_t, warmup), 0, 0, "true", NULL, CFG_IMMUTABLE,
      "run one batch per worker and model before reporting ready", NULL},
+    {"skip-bad-models", NULL, CFG_BOOL, offsetof(cfg_t, skip_bad_models), 0, 0, "false", NULL, CFG_IMMUTABLE,
+     "start without a model that fails to load (truncated, corrupt, inconsistent) when another one loads; "
+     "false: any such model stops the start", NULL},
 };
 
 #define N_CONFIGS (sizeof static_configs / sizeof *static_configs)

@@ -61,6 +61,7 @@ typedef struct {
     int log_level;        /* cfg_log_level_t */
     int drain_timeout_ms;
     int warmup;
+    int skip_bad_models;
 } cfg_t;
 
 typedef enum { CFG_INT, CFG_BOOL, CFG_STRING, CFG_LIST, CFG_ENUM } cfg_type_t;

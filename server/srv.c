@@ -160,7 +160,15 @@ static int models_load(srv_t *s) {
         char err[1024];
         if (gru_model_load(&m->model, m->dir, err, sizeof err) < 0) {
             srv_log(CFG_LOG_ERROR, "cannot load model %s: %s", m->name, err);
-            return -1;
+            if (!s->cfg.skip_bad_models) return -1;
+            /* --skip-bad-models: drop it; the models after it (not loaded yet, so without
+             * pointers into themselves) move down one place. */
+            srv_log(CFG_LOG_WARN, "starting without model %s (--skip-bad-models)", m->name);
+            free(m->dir);
+            memmove(m, m + 1, (s->n_models - i - 1) * sizeof *m);
+            s->n_models--;
+            i--;
+            continue;
         }
         /* The served name (NAME=DIR) replaces the directory's name in every answer. */
         m->cfg_named = *gru_model_config(m->model);
@@ -197,6 +205,10 @@ static int models_load(srv_t *s) {
                 m->name, m->dir, c->tokenizer.kind == TOK_KIND_CHAR ? "char" : "word", c->vocab_size,
                 c->embedding_dim, c->hidden_size, c->num_layers, c->bidirectional ? " bidirectional" : "",
                 c->num_params, labels, acc);
+    }
+    if (s->n_models == 0) {
+        srv_log(CFG_LOG_ERROR, "no model could be loaded");
+        return -1;
     }
     if (!(s->models_body = api_models_body(infos, s->n_models, &s->models_body_len))) return -1;
     return 0;

@@ -351,13 +351,34 @@ class BrokenModels(unittest.TestCase):
             self.assertEqual(srv.request("POST", "/v1/sentiment", {"text": "good"})[0], 200)
 
     def test_one_bad_among_good_refuses_to_start(self):
-        """There is no flag to skip a broken model: the whole server refuses to start (the safe
-        default the issue asks for), naming the broken one."""
+        """By default one broken model stops the start (the safe default), naming the broken one."""
         bad = self.broken("bad-among-good", cut(lambda n: n // 2))
         rc, err, _ = self.start_fails(self.good, bad)
         self.assertNotEqual(rc, 0)
         self.assertIn(bad, err)
         self.assertIn("model.safetensors", err)
+
+    def test_skip_bad_models_starts_with_the_good_ones(self):
+        """--skip-bad-models: the broken model (first, so it would have been the default) is left
+        out with its error logged; the good one serves and becomes the default."""
+        bad = self.broken("bad-skipped", cut(lambda n: n // 2))
+        with Server(model=["bad=" + bad, "good=" + self.good], skip_bad_models="true") as srv:
+            status, _, body = srv.request("GET", "/v1/models")
+            self.assertEqual(status, 200)
+            names = [m["name"] for m in json.loads(body)["models"]]
+            self.assertEqual(names, ["good"])
+            status, _, body = srv.request("POST", "/v1/sentiment", {"text": "good"})
+            self.assertEqual(status, 200)
+            self.assertEqual(json.loads(body)["model"], "good")
+            self.assertEqual(srv.request("POST", "/v1/sentiment", {"text": "good", "model": "bad"})[0], 404)
+
+    def test_skip_bad_models_needs_one_good_model(self):
+        bad = self.broken("bad-alone", set_dtype)
+        args = [GRU_SERVE, "--host", "127.0.0.1", "--port", "0", "--skip-bad-models", "--model", bad]
+        out = subprocess.run(args, capture_output=True, text=True, timeout=30)
+        self.assertNotEqual(out.returncode, 0)
+        self.assertIn("no model could be loaded", out.stderr)
+        self.assertIn("gru.weight_hh_l0", out.stderr)
 
     def test_bad_model_under_models_dir(self):
         """The default --models-dir scan hits the same check."""
