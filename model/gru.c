@@ -60,6 +60,11 @@ struct gru_model {
     mm_packed_t *whh[GRU_MAX_LAYERS][2]; /* W_hh packed for mm_mul(), or NULL: use BLAS */
 };
 
+/* Largest weight magnitude accepted (a trained GRU's are below 100). With every weight within it
+ * and every state in (-1, 1), no sum in the forward pass can overflow to inf or NaN, whatever
+ * the text. */
+#define GRU_MAX_ABS_WEIGHT 1e6f
+
 #define GRU_PROJ_TABLE_MAX_BYTES ((size_t)256 << 20) /* default; GRU_PROJ_TABLE_MAX_MB overrides */
 
 
@@ -234,9 +239,13 @@ static int want_tensor(const gru_model_t *m, const float **out, const char *path
         return gru__errorf(err, errlen, -EPROTO, "%s: tensor %s: shape mismatch, config needs [%lld, %lld]",
                     path, name, (long long)d0, (long long)d1);
     }
-    for (size_t i = 0; i < t->count; i++)
+    for (size_t i = 0; i < t->count; i++) {
         if (!isfinite(t->data[i]))
             return gru__errorf(err, errlen, -EPROTO, "%s: tensor %s: value %zu is not finite", path, name, i);
+        if (fabsf(t->data[i]) > GRU_MAX_ABS_WEIGHT)
+            return gru__errorf(err, errlen, -EPROTO, "%s: tensor %s: value %zu is %g, beyond +-%g", path, name, i,
+                               (double)t->data[i], (double)GRU_MAX_ABS_WEIGHT);
+    }
     *out = t->data;
     return 0;
 }
@@ -365,8 +374,8 @@ int gru_model_new_random(gru_model_t **out, const gru_config_t *cfg, uint64_t se
 /* exp(x) for the gate nonlinearities: Cephes' expf polynomial (about 1 ulp on the clamped
  * range), written so that the compiler vectorizes the loops that call it. */
 static inline float gru__expf(float x) {
-    x = x < -87.0f ? -87.0f : x;
-    x = x > 88.0f ? 88.0f : x;
+    x = x > -87.0f ? x : -87.0f; /* written so that a NaN becomes -87 (no UB in the cast below) */
+    x = x < 88.0f ? x : 88.0f;
     /* n = round(x / ln 2), by the 1.5 * 2^23 trick (no libm call, vectorizes). */
     float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
     float r = x - n * 0.693359375f;
