@@ -240,11 +240,11 @@ static int want_tensor(const gru_model_t *m, const float **out, const char *path
                     path, name, (long long)d0, (long long)d1);
     }
     for (size_t i = 0; i < t->count; i++) {
+        if (fabsf(t->data[i]) <= GRU_MAX_ABS_WEIGHT) continue; /* false for NaN too */
         if (!isfinite(t->data[i]))
             return gru__errorf(err, errlen, -EPROTO, "%s: tensor %s: value %zu is not finite", path, name, i);
-        if (fabsf(t->data[i]) > GRU_MAX_ABS_WEIGHT)
-            return gru__errorf(err, errlen, -EPROTO, "%s: tensor %s: value %zu is %g, beyond +-%g", path, name, i,
-                               (double)t->data[i], (double)GRU_MAX_ABS_WEIGHT);
+        return gru__errorf(err, errlen, -EPROTO, "%s: tensor %s: value %zu is %g, beyond +-%g", path, name, i,
+                           (double)t->data[i], (double)GRU_MAX_ABS_WEIGHT);
     }
     *out = t->data;
     return 0;
@@ -463,13 +463,19 @@ static int precompute_proj0(gru_model_t *m) {
     return 0;
 }
 
-/* Packs every W_hh for mm_mul() where the kernel exists. Returns 0, or -ENOMEM. */
+/* Packs every W_hh for mm_mul() where the kernel exists; the mapped original then leaves
+ * memory, as the embedding does for the table. Returns 0, or -ENOMEM. */
 static int pack_whh(gru_model_t *m) {
     const int H = m->cfg.hidden_size;
     for (int l = 0; l < m->cfg.num_layers; l++)
         for (int d = 0; d < 1 + m->cfg.bidirectional; d++) {
             int rc = mm_pack(&m->whh[l][d], m->layers[l][d].w_hh, 3 * H, H);
             if (rc == -ENOMEM) return rc;
+            if (rc == 0 && m->wts) {
+                char name[64];
+                snprintf(name, sizeof name, "gru.weight_hh_l%d%s", l, d ? "_reverse" : "");
+                wts_release(m->wts, wts_find(m->wts, name));
+            }
         }
     return 0;
 }

@@ -104,7 +104,7 @@ int mm_pack(mm_packed_t **out, const float *w, int N, int K) {
 
 void mm_mul(const mm_packed_t *p, const float *x, int M, float *out) {
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-    if (M > 0) mm_mul_avx2(p, x, M, out);
+    mm_mul_avx2(p, x, M, out); /* M == 0: no rows, nothing written */
 #else
     (void)p, (void)x, (void)M, (void)out; /* mm_pack never succeeds here */
 #endif

@@ -172,6 +172,18 @@ class Server:
         status, h, data = self.request(method, path, body, headers, conn)
         return status, h, json.loads(data) if data else None
 
+    def wait_inflight(self, want=1, timeout=10.0):
+        """Waits until gru_inflight_requests is want (the /metrics request itself counts 1) and
+        returns the last reading. Read it once: a request is counted until its completion runs,
+        just after its last byte went out, so the next reading may briefly include the previous
+        /metrics request."""
+        deadline = time.time() + timeout
+        while True:
+            n = self.metrics()["gru_inflight_requests"]
+            if n == want or time.time() > deadline:
+                return n
+            time.sleep(0.02)
+
     def metrics(self, headers=None):
         """GET /metrics parsed into {name_with_labels: value}."""
         status, _, data = self.request("GET", "/metrics", headers=headers)

@@ -165,19 +165,6 @@ def chunked(body, size=65536):
     return out + b"0\r\n\r\n"
 
 
-def wait_inflight(srv, want=1, timeout=10.0):
-    """Waits until gru_inflight_requests is want (the /metrics request itself counts 1) and
-    returns the last reading. Read it once: a request is counted until its completion runs,
-    just after its last byte went out, so the next reading may briefly include the previous
-    /metrics request."""
-    deadline = time.time() + timeout
-    while True:
-        n = srv.metrics()["gru_inflight_requests"]
-        if n == want or time.time() > deadline:
-            return n
-        time.sleep(0.02)
-
-
 def socket_states(port):
     """The server side's TCP states (ss), for failure messages."""
     try:
@@ -402,7 +389,7 @@ class BadInput(unittest.TestCase):
         self.assertEqual(doc["tokens"], ["the", "staff", "were", "lovely"])
 
     def wait_inflight(self, want=1, timeout=10.0):
-        return wait_inflight(self.srv, want, timeout)
+        return self.srv.wait_inflight(want, timeout)
 
     def run_case(self, method, path, body, headers, want_status, want_code):
         status, h, data = self.srv.request(method, path or "/v1/sentiment", body, headers, timeout=60)
@@ -575,7 +562,7 @@ class BadInput(unittest.TestCase):
             # A few sweeps (and a slow sanitizer build), far below the 30 s timeout. One reading
             # of 1 suffices: the previous /metrics request may still count for a moment after
             # its answer arrived (its completion runs after the last byte is sent).
-            n = wait_inflight(srv, 1, 5.0) - 1
+            n = srv.wait_inflight(1, 5.0) - 1
             self.assertEqual(n, 0, "%d requests of vanished clients still in flight after 5 s" % n)
 
     def test_disconnect_mid_chunked_body(self):
@@ -810,7 +797,7 @@ class SlowClients(unittest.TestCase):
             s.close()
         took = self.valid_request_latency(self.TIMEOUT_S + 8)
         self.assertLess(took, self.TIMEOUT_S + 4)
-        self.assertEqual(wait_inflight(self.srv, 1, self.TIMEOUT_S + 4), 1,
+        self.assertEqual(self.srv.wait_inflight(1, self.TIMEOUT_S + 4), 1,
                          "server sockets: %s" % socket_states(self.srv.port))
 
     def test_idle_keepalive(self):

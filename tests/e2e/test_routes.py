@@ -346,15 +346,7 @@ class SlowClients(unittest.TestCase):
                 s.sendall(b"POST /v1/sentiment HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                           b"Content-Length: 1000\r\n\r\n{\"text\": \"good")
                 s.close()
-            # The answer to one /metrics request can reach the client before libmicrohttpd has
-            # run its completion callback, so the next one may still count it (seen under ASan
-            # with 2 HTTP threads): judge by the last value seen, not by one more request.
-            deadline = time.time() + 3
-            inflight = srv.metrics()["gru_inflight_requests"]
-            while inflight > 1 and time.time() < deadline:
-                time.sleep(0.05)
-                inflight = srv.metrics()["gru_inflight_requests"]
-            self.assertEqual(inflight, 1)  # the /metrics request itself
+            self.assertEqual(srv.wait_inflight(timeout=3), 1)  # the /metrics request itself
 
 
 class Auth(unittest.TestCase):
