@@ -55,7 +55,7 @@ struct gru_model {
     float *owned;                                    /* weights of a random model, or NULL */
     /* Layer 0's input projection of every vocabulary entry, embedding[v] W_ih^T + b_ih, per
      * direction: (V, 3H). A token's projection is then a row lookup, not a matrix product.
-     * NULL when the table would exceed GRU_PROJ_TABLE_MAX_BYTES (then it is computed per batch). */
+     * NULL when the table would exceed the load options' budget (then it is computed per batch). */
     float *proj0[2];
     mm_packed_t *whh[GRU_MAX_LAYERS][2]; /* W_hh packed for mm_mul(), or NULL: use BLAS */
 };
@@ -64,8 +64,6 @@ struct gru_model {
  * and every state in (-1, 1), no sum in the forward pass can overflow to inf or NaN, whatever
  * the text. */
 #define GRU_MAX_ABS_WEIGHT 1e6f
-
-#define GRU_PROJ_TABLE_MAX_BYTES ((size_t)256 << 20) /* default; GRU_PROJ_TABLE_MAX_MB overrides */
 
 
 const gru_config_t *gru_model_config(const gru_model_t *m) { return &m->cfg; }
@@ -110,8 +108,8 @@ size_t gru_gates_floats(const gru_config_t *cfg, gru_gates_mode_t mode, size_t l
     }
 }
 
-static int precompute_proj0(gru_model_t *m);
-static int pack_whh(gru_model_t *m);
+static int precompute_proj0(gru_model_t *m, int max_mb);
+static int pack_whh(gru_model_t *m, int packed);
 
 /* Counts the parameters of the shape in c. */
 static size_t count_params(const gru_config_t *c) {
@@ -250,7 +248,16 @@ static int want_tensor(const gru_model_t *m, const float **out, const char *path
     return 0;
 }
 
-int gru_model_load(gru_model_t **out, const char *dir, char *err, size_t errlen) {
+/* Builds what the load options ask for on top of the weights: the projection table and the
+ * packed W_hh. Returns 0, or -ENOMEM. */
+static int build_engine(gru_model_t *m, const gru_load_options_t *opt) {
+    const gru_load_options_t def = GRU_LOAD_OPTIONS_DEFAULT;
+    if (!opt) opt = &def;
+    int rc = precompute_proj0(m, opt->proj_table_max_mb);
+    return rc < 0 ? rc : pack_whh(m, opt->packed);
+}
+
+int gru_model_load(gru_model_t **out, const char *dir, const gru_load_options_t *opt, char *err, size_t errlen) {
     *out = NULL;
     if (!dir) return gru__errorf(err, errlen, -EINVAL, "no model directory");
     gru_model_t *m = calloc(1, sizeof *m);
@@ -312,7 +319,7 @@ int gru_model_load(gru_model_t **out, const char *dir, char *err, size_t errlen)
         }
     }
     c->num_params = count_params(c);
-    if ((rc = precompute_proj0(m)) < 0 || (rc = pack_whh(m)) < 0) {
+    if ((rc = build_engine(m, opt)) < 0) {
         gru__errorf(err, errlen, rc, "%s: out of memory for the packed weights", dir);
         goto bad;
     }
@@ -324,7 +331,7 @@ bad:
     return rc;
 }
 
-int gru_model_new_random(gru_model_t **out, const gru_config_t *cfg, uint64_t seed) {
+int gru_model_new_random(gru_model_t **out, const gru_config_t *cfg, uint64_t seed, const gru_load_options_t *opt) {
     *out = NULL;
     if (cfg->vocab_size < 2 || cfg->embedding_dim < 1 || cfg->hidden_size < 1 ||
         cfg->hidden_size > GRU_MAX_HIDDEN || cfg->num_layers < 1 || cfg->num_layers > GRU_MAX_LAYERS ||
@@ -360,7 +367,7 @@ int gru_model_new_random(gru_model_t **out, const gru_config_t *cfg, uint64_t se
         }
     m->fc_w = p, p += (size_t)c->num_labels * D * H;
     m->fc_b = p;
-    if (precompute_proj0(m) < 0 || pack_whh(m) < 0) {
+    if (build_engine(m, opt) < 0) {
         gru_model_free(m);
         return -ENOMEM;
     }
@@ -447,13 +454,11 @@ static void matmul_forward(float *out, const float *x, const float *w, const flo
             for (int j = 0; j < N; j++) out[(size_t)i * N + j] += bias[j];
 }
 
-/* Fills m->proj0 (see struct gru_model). Returns 0, or -ENOMEM. */
-static int precompute_proj0(gru_model_t *m) {
+/* Fills m->proj0 (see struct gru_model) when it fits in max_mb MiB. Returns 0, or -ENOMEM. */
+static int precompute_proj0(gru_model_t *m, int max_mb) {
     const gru_config_t *c = &m->cfg;
     const size_t V = (size_t)c->vocab_size, H3 = 3 * (size_t)c->hidden_size;
-    size_t cap = GRU_PROJ_TABLE_MAX_BYTES;
-    const char *env = getenv("GRU_PROJ_TABLE_MAX_MB"); /* memory for speed; 0 turns the table off */
-    if (env && *env) cap = (size_t)strtoul(env, NULL, 10) << 20;
+    size_t cap = max_mb > 0 ? (size_t)max_mb << 20 : 0;
     if (V * H3 * sizeof(float) > cap || V > INT_MAX) return 0;
     for (int d = 0; d < 1 + c->bidirectional; d++) {
         const gru_dir_weights_t *w = &m->layers[0][d];
@@ -463,10 +468,11 @@ static int precompute_proj0(gru_model_t *m) {
     return 0;
 }
 
-/* Packs every W_hh for mm_mul() where the kernel exists; the mapped original then leaves
- * memory, as the embedding does for the table. Returns 0, or -ENOMEM. */
-static int pack_whh(gru_model_t *m) {
+/* Packs every W_hh for mm_mul() where the kernel exists (unless packed is 0); the mapped
+ * original then leaves memory, as the embedding does for the table. Returns 0, or -ENOMEM. */
+static int pack_whh(gru_model_t *m, int packed) {
     const int H = m->cfg.hidden_size;
+    if (!packed) return 0;
     for (int l = 0; l < m->cfg.num_layers; l++)
         for (int d = 0; d < 1 + m->cfg.bidirectional; d++) {
             int rc = mm_pack(&m->whh[l][d], m->layers[l][d].w_hh, 3 * H, H);

@@ -34,6 +34,7 @@
  * after-work callback (the job itself is not touched there); the submitter again from done().
  */
 #include "bq.h"
+#include "srv_util.h"
 
 #include <errno.h>
 #include <stdatomic.h>
@@ -46,18 +47,7 @@
 #define BQ_MODES 3 /* none, summary, full */
 #define BQ_SCAN_FACTOR 4
 
-#define BQ_ASSERT(x)                                                                   \
-    do {                                                                               \
-        if (!(x)) {                                                                    \
-            fprintf(stderr, "%s:%d: assertion failed: %s\n", __FILE__, __LINE__, #x); \
-            abort();                                                                   \
-        }                                                                              \
-    } while (0)
-#define BQ_ASSERT_LOOP_THREAD(q)                                          \
-    do {                                                                  \
-        uv_thread_t self_ = uv_thread_self();                             \
-        BQ_ASSERT(uv_thread_equal(&self_, &(q)->loop_thread));            \
-    } while (0)
+#define BQ_ASSERT_LOOP_THREAD(q) SRV_ASSERT_THREAD((q)->loop_thread)
 
 /* ------------------------------------------------------------------------------------------ */
 /* Types */
@@ -114,12 +104,6 @@ struct bq_queue {
 /* ------------------------------------------------------------------------------------------ */
 /* Helpers */
 
-static uint64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 static uint64_t ms_until(uint64_t t, uint64_t now) { return t <= now ? 0 : (t - now + 999999) / 1000000; }
 
 static bq_list_t *list_of(bq_queue_t *q, const bq_job_t *job) {
@@ -152,10 +136,10 @@ static void schedule(bq_queue_t *q);
 
 /* Calls done once nothing of job is pending or running. */
 static void job_release(bq_queue_t *q, bq_job_t *job, size_t finished) {
-    BQ_ASSERT(job->_outstanding >= finished);
+    SRV_ASSERT(job->_outstanding >= finished);
     job->_outstanding -= finished;
     if (job->_outstanding == 0) {
-        job->t_end_ns = now_ns();
+        job->t_end_ns = srv_now_ns();
         job->done(job);
     }
 }
@@ -188,12 +172,12 @@ static void arm_deadline(bq_queue_t *q) {
         if (q->pending[i].head && q->pending[i].head->_job->_deadline_ns < first)
             first = q->pending[i].head->_job->_deadline_ns;
     if (first == UINT64_MAX) uv_timer_stop(&q->deadline_timer);
-    else uv_timer_start(&q->deadline_timer, on_deadline, ms_until(first, now_ns()), 0);
+    else uv_timer_start(&q->deadline_timer, on_deadline, ms_until(first, srv_now_ns()), 0);
 }
 
 static void on_deadline(uv_timer_t *t) {
     bq_queue_t *q = t->data;
-    uint64_t now = now_ns();
+    uint64_t now = srv_now_ns();
     for (size_t i = 0; i < q->n_models * BQ_MODES; i++)
         while (q->pending[i].head && q->pending[i].head->_job->_deadline_ns <= now)
             job_fail(q, q->pending[i].head->_job, -ETIMEDOUT);
@@ -242,9 +226,9 @@ static void batch_fill(bq_queue_t *q, bq_list_t *l, bq_batch_t *b) {
 
 static void work_cb(uv_work_t *w) {
     bq_batch_t *b = w->data;
-    b->t_start = now_ns();
+    b->t_start = srv_now_ns();
     b->rc = gru_forward_batch(b->ctx[b->model], b->in, b->out, b->n, b->mode);
-    b->t_end = now_ns();
+    b->t_end = srv_now_ns();
 }
 
 static void after_work_cb(uv_work_t *w, int status) {
@@ -280,7 +264,7 @@ static void schedule(bq_queue_t *q) {
                 l = &q->pending[i];
         if (!l) break;
         if (q->opt.max_delay_us && l->count < q->opt.max_batch && l->tokens < q->opt.max_batch_tokens) {
-            uint64_t due = l->head->_job->t_submit_ns + q->opt.max_delay_us * 1000u, now = now_ns();
+            uint64_t due = l->head->_job->t_submit_ns + q->opt.max_delay_us * 1000u, now = srv_now_ns();
             if (now < due) {
                 uv_timer_start(&q->delay_timer, on_delay, ms_until(due, now), 0);
                 break;
@@ -289,11 +273,11 @@ static void schedule(bq_queue_t *q) {
         bq_batch_t *b = NULL;
         for (int i = 0; i < q->opt.workers && !b; i++)
             if (!q->batches[i].in_use) b = &q->batches[i];
-        BQ_ASSERT(b);
+        SRV_ASSERT(b);
         b->model = l->head->_job->model;
         b->mode = l->head->_job->gates;
         batch_fill(q, l, b);
-        uint64_t now = now_ns();
+        uint64_t now = srv_now_ns();
         for (size_t i = 0; q->opt.on_wait && i < b->n; i++)
             q->opt.on_wait(q->opt.observer_data, now - b->items[i]->_job->t_submit_ns);
         atomic_fetch_sub(&q->reserved, b->n);
@@ -301,7 +285,7 @@ static void schedule(bq_queue_t *q) {
         q->busy++;
         atomic_store(&q->busy_shared, q->busy);
         int rc = uv_queue_work(q->loop, &b->work, work_cb, after_work_cb);
-        BQ_ASSERT(rc == 0); /* only fails for a NULL callback */
+        SRV_ASSERT(rc == 0); /* only fails for a NULL callback */
     }
     arm_deadline(q);
 }
@@ -343,9 +327,9 @@ int bq_reserve(bq_queue_t *q, size_t n) {
 void bq_unreserve(bq_queue_t *q, size_t n) { atomic_fetch_sub(&q->reserved, n); }
 
 void bq_submit(bq_queue_t *q, bq_job_t *job) {
-    BQ_ASSERT(job->n_items > 0 && job->model < q->n_models && (unsigned)job->gates < BQ_MODES && job->done);
+    SRV_ASSERT(job->n_items > 0 && job->model < q->n_models && (unsigned)job->gates < BQ_MODES && job->done);
     job->status = 0;
-    job->t_submit_ns = now_ns();
+    job->t_submit_ns = srv_now_ns();
     job->t_start_ns = job->t_end_ns = 0;
     job->batch_max = 0;
     job->_outstanding = job->n_items;

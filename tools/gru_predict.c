@@ -12,6 +12,7 @@
 
 #include "api.h"
 #include "gru.h"
+#include "tool_options.h"
 #include "tok.h"
 
 static void usage(FILE *f) {
@@ -160,7 +161,8 @@ int main(int argc, char **argv) {
     json_object_seed(0);
     char err[1024];
     gru_model_t *m;
-    if (gru_model_load(&m, model_dir, err, sizeof err) < 0) {
+    const gru_load_options_t load = tool_load_options();
+    if (gru_model_load(&m, model_dir, &load, err, sizeof err) < 0) {
         fprintf(stderr, "gru-predict: %s\n", err);
         return 2;
     }
