@@ -65,6 +65,16 @@ def main():
         bad_cfg = json.loads(cfg)
         bad_cfg["hidden_size"] = 5
         put("model_dir", "shape_mismatch", json.dumps(bad_cfg).encode() + b"\n----\n" + vocab + b"\n----\n" + st)
+    # fuzz_headers: first byte 0 X-Request-Id, 1 traceparent, 2 an --api-key-file
+    for i, v in enumerate([b"client-42", b"f47ac10b-58cc-4372-a567-0e02b2c3d479", b"bad id", b"x" * 129, b""]):
+        put("headers", "request_id%d" % i, b"\0" + v)
+    for i, v in enumerate([b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                           b"01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00-later",
+                           b"00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+                           b"00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"]):
+        put("headers", "traceparent%d" % i, b"\1" + v)
+    put("headers", "keys_ok", b"\2# keys\n\nk-ci-0123456789abcdef ci-pipeline\r\n  k-2\tdashboard\nk-3\n")
+    put("headers", "keys_bad", b"\2k-1 a b\nk-1 c\n")
     print("seeds written under", os.path.join(HERE, "corpus"))
 
 
