@@ -4,7 +4,10 @@
  * Submitters (the HTTP threads) push jobs onto a lock-free stack and wake the loop with
  * uv_async_send; several sends may give one callback, so the callback takes the whole stack.
  * On the loop thread each text (item) of a job goes into the pending list of its (model, gates
- * mode) pair - texts of one batch share a model and a gates layout - in arrival order.
+ * mode) pair - texts of one batch share a model and a gates layout - in arrival order. The lists
+ * live in the model (bq_model_t); a model with pending texts is linked in the queue's active
+ * list, and unlinked when its last text leaves, so models may come and go while the queue runs
+ * (their owner frees them only after the last job naming them is done).
  *
  * A batch is formed whenever a worker slot is free and something is pending (schedule()):
  * - the list whose oldest text is oldest is served first (FIFO across models);
@@ -15,8 +18,8 @@
  * - when more is pending than fits, the oldest text is taken, then the texts whose lengths are
  *   closest to it among the next 4 * max_batch, so a batch holds similar lengths.
  * Batches run with uv_queue_work on the libuv pool (UV_THREADPOOL_SIZE = workers). There are
- * exactly `workers` batch slots, each with its own gru_ctx_t per model and its own input and
- * output arrays, so a worker never allocates, and a ctx is never shared.
+ * exactly `workers` batch slots, each with its own input and output arrays; a model has one
+ * gru_ctx_t per slot, so a worker never allocates, and a ctx is never shared.
  *
  * Deadlines: every text must start within timeout_ms of its job's submission; one timer per
  * queue watches the oldest pending texts. A job with a text past its deadline fails with
@@ -55,14 +58,26 @@
 typedef struct {
     bq_item_t *head, *tail;
     size_t count, tokens;
+    bq_model_t *owner;
 } bq_list_t;
+
+struct bq_model {
+    gru_model_t *model;  /* borrowed */
+    gru_ctx_t **ctx;     /* (workers) one per batch slot */
+    int workers;
+    size_t id;
+    /* Loop thread only. */
+    bq_list_t pending[BQ_MODES];
+    size_t n_pending;    /* texts in the lists */
+    bq_model_t *_prev, *_next; /* in the queue's active list while n_pending > 0 */
+};
 
 typedef struct {
     uv_work_t work;      /* work.data = this */
     bq_queue_t *q;
-    gru_ctx_t **ctx;     /* (n_models) this slot's contexts */
+    int index;           /* the slot's number: the model's context ctx[index] is its own */
     int in_use;
-    size_t model;
+    bq_model_t *model;
     gru_gates_mode_t mode;
     size_t n, tokens;
     bq_item_t **items;   /* (max_batch) */
@@ -84,8 +99,6 @@ struct bq_queue {
     uv_timer_t delay_timer, deadline_timer;
     uv_thread_t loop_thread;
     bq_options_t opt;
-    gru_model_t *const *models;
-    size_t n_models;
     int handles; /* initialized handles, for bq_close */
 
     /* Any thread. */
@@ -95,7 +108,7 @@ struct bq_queue {
     atomic_int busy_shared;        /* copy of busy for bq_stats */
 
     /* Loop thread only. */
-    bq_list_t *pending; /* (n_models * BQ_MODES) */
+    bq_model_t *active;  /* the models with pending texts */
     bq_batch_t *batches; /* (workers) */
     int busy;
     bq_cand_t *cand;    /* (BQ_SCAN_FACTOR * max_batch) */
@@ -106,11 +119,16 @@ struct bq_queue {
 
 static uint64_t ms_until(uint64_t t, uint64_t now) { return t <= now ? 0 : (t - now + 999999) / 1000000; }
 
-static bq_list_t *list_of(bq_queue_t *q, const bq_job_t *job) {
-    return &q->pending[job->model * BQ_MODES + (size_t)job->gates];
-}
+static bq_list_t *list_of(const bq_job_t *job) { return &job->model->pending[job->gates]; }
 
-static void list_push(bq_list_t *l, bq_item_t *it) {
+static void list_push(bq_queue_t *q, bq_list_t *l, bq_item_t *it) {
+    bq_model_t *m = l->owner;
+    if (m->n_pending++ == 0) { /* link */
+        m->_prev = NULL;
+        m->_next = q->active;
+        if (q->active) q->active->_prev = m;
+        q->active = m;
+    }
     it->_prev = l->tail;
     it->_next = NULL;
     if (l->tail) l->tail->_next = it;
@@ -121,7 +139,14 @@ static void list_push(bq_list_t *l, bq_item_t *it) {
     it->_pending = 1;
 }
 
-static void list_remove(bq_list_t *l, bq_item_t *it) {
+static void list_remove(bq_queue_t *q, bq_list_t *l, bq_item_t *it) {
+    bq_model_t *m = l->owner;
+    if (--m->n_pending == 0) { /* unlink */
+        if (m->_prev) m->_prev->_next = m->_next;
+        else q->active = m->_next;
+        if (m->_next) m->_next->_prev = m->_prev;
+        m->_prev = m->_next = NULL;
+    }
     if (it->_prev) it->_prev->_next = it->_next;
     else l->head = it->_next;
     if (it->_next) it->_next->_prev = it->_prev;
@@ -147,11 +172,11 @@ static void job_release(bq_queue_t *q, bq_job_t *job, size_t finished) {
 /* Fails job with status: drops its pending items; done follows when none is running. */
 static void job_fail(bq_queue_t *q, bq_job_t *job, int status) {
     if (!job->status) job->status = status;
-    bq_list_t *l = list_of(q, job);
+    bq_list_t *l = list_of(job);
     size_t dropped = 0;
     for (size_t i = 0; i < job->n_items; i++)
         if (job->items[i]._pending) {
-            list_remove(l, &job->items[i]);
+            list_remove(q, l, &job->items[i]);
             dropped++;
         }
     if (dropped) {
@@ -168,9 +193,10 @@ static void on_deadline(uv_timer_t *t);
 /* (Re)arms the deadline timer for the oldest pending text, or stops it. */
 static void arm_deadline(bq_queue_t *q) {
     uint64_t first = UINT64_MAX;
-    for (size_t i = 0; i < q->n_models * BQ_MODES; i++)
-        if (q->pending[i].head && q->pending[i].head->_job->_deadline_ns < first)
-            first = q->pending[i].head->_job->_deadline_ns;
+    for (bq_model_t *m = q->active; m; m = m->_next)
+        for (int k = 0; k < BQ_MODES; k++)
+            if (m->pending[k].head && m->pending[k].head->_job->_deadline_ns < first)
+                first = m->pending[k].head->_job->_deadline_ns;
     if (first == UINT64_MAX) uv_timer_stop(&q->deadline_timer);
     else uv_timer_start(&q->deadline_timer, on_deadline, ms_until(first, srv_now_ns()), 0);
 }
@@ -178,9 +204,13 @@ static void arm_deadline(bq_queue_t *q) {
 static void on_deadline(uv_timer_t *t) {
     bq_queue_t *q = t->data;
     uint64_t now = srv_now_ns();
-    for (size_t i = 0; i < q->n_models * BQ_MODES; i++)
-        while (q->pending[i].head && q->pending[i].head->_job->_deadline_ns <= now)
-            job_fail(q, q->pending[i].head->_job, -ETIMEDOUT);
+    /* job_fail may unlink m (never another model: a job's texts are all in one model). */
+    for (bq_model_t *m = q->active, *next; m; m = next) {
+        next = m->_next;
+        for (int k = 0; k < BQ_MODES; k++)
+            while (m->pending[k].head && m->pending[k].head->_job->_deadline_ns <= now)
+                job_fail(q, m->pending[k].head->_job, -ETIMEDOUT);
+    }
     arm_deadline(q);
 }
 
@@ -217,7 +247,7 @@ static void batch_fill(bq_queue_t *q, bq_list_t *l, bq_batch_t *b) {
     }
     for (size_t i = 0; i < b->n; i++) {
         bq_item_t *it = b->items[i];
-        list_remove(l, it);
+        list_remove(q, l, it);
         b->in[i] = (gru_input_t){it->ids, it->len};
         b->out[i] = (gru_output_t){it->probs, it->gates, it->trajectory};
         b->tokens += it->len;
@@ -227,7 +257,7 @@ static void batch_fill(bq_queue_t *q, bq_list_t *l, bq_batch_t *b) {
 static void work_cb(uv_work_t *w) {
     bq_batch_t *b = w->data;
     b->t_start = srv_now_ns();
-    b->rc = gru_forward_batch(b->ctx[b->model], b->in, b->out, b->n, b->mode);
+    b->rc = gru_forward_batch(b->model->ctx[b->index], b->in, b->out, b->n, b->mode);
     b->t_end = srv_now_ns();
 }
 
@@ -237,7 +267,7 @@ static void after_work_cb(uv_work_t *w, int status) {
     BQ_ASSERT_LOOP_THREAD(q);
     int rc = status < 0 ? -ECANCELED : b->rc;
     if (q->opt.on_batch)
-        q->opt.on_batch(q->opt.observer_data, b->model, b->n, b->tokens, b->t_end - b->t_start);
+        q->opt.on_batch(q->opt.observer_data, b->model->id, b->n, b->tokens, b->t_end - b->t_start);
     /* Release the slot first: a done() callback may not see it busy. */
     b->in_use = 0;
     q->busy--;
@@ -258,10 +288,11 @@ static void schedule(bq_queue_t *q) {
     BQ_ASSERT_LOOP_THREAD(q);
     while (q->busy < q->opt.workers) {
         bq_list_t *l = NULL;
-        for (size_t i = 0; i < q->n_models * BQ_MODES; i++)
-            if (q->pending[i].head &&
-                (!l || q->pending[i].head->_job->t_submit_ns < l->head->_job->t_submit_ns))
-                l = &q->pending[i];
+        for (bq_model_t *m = q->active; m; m = m->_next)
+            for (int k = 0; k < BQ_MODES; k++)
+                if (m->pending[k].head &&
+                    (!l || m->pending[k].head->_job->t_submit_ns < l->head->_job->t_submit_ns))
+                    l = &m->pending[k];
         if (!l) break;
         if (q->opt.max_delay_us && l->count < q->opt.max_batch && l->tokens < q->opt.max_batch_tokens) {
             uint64_t due = l->head->_job->t_submit_ns + q->opt.max_delay_us * 1000u, now = srv_now_ns();
@@ -308,8 +339,8 @@ static void on_async(uv_async_t *h) {
         bq_job_t *job = fifo;
         fifo = job->_next;
         job->_next = NULL;
-        bq_list_t *l = list_of(q, job);
-        for (size_t i = 0; i < job->n_items; i++) list_push(l, &job->items[i]);
+        bq_list_t *l = list_of(job);
+        for (size_t i = 0; i < job->n_items; i++) list_push(q, l, &job->items[i]);
         if (canceled) job_fail(q, job, -ECANCELED);
     }
     schedule(q);
@@ -327,7 +358,8 @@ int bq_reserve(bq_queue_t *q, size_t n) {
 void bq_unreserve(bq_queue_t *q, size_t n) { atomic_fetch_sub(&q->reserved, n); }
 
 void bq_submit(bq_queue_t *q, bq_job_t *job) {
-    SRV_ASSERT(job->n_items > 0 && job->model < q->n_models && (unsigned)job->gates < BQ_MODES && job->done);
+    SRV_ASSERT(job->n_items > 0 && job->model && job->model->workers >= q->opt.workers &&
+              (unsigned)job->gates < BQ_MODES && job->done);
     job->status = 0;
     job->t_submit_ns = srv_now_ns();
     job->t_start_ns = job->t_end_ns = 0;
@@ -353,8 +385,11 @@ void bq_cancel(bq_queue_t *q) {
     BQ_ASSERT_LOOP_THREAD(q);
     atomic_fetch_or(&q->reserved, BQ_CLOSED);
     on_async(&q->async); /* take what was pushed; it fails at once */
-    for (size_t i = 0; i < q->n_models * BQ_MODES; i++)
-        while (q->pending[i].head) job_fail(q, q->pending[i].head->_job, -ECANCELED);
+    while (q->active) { /* each pass empties the first model's lists, which unlinks it */
+        bq_model_t *m = q->active;
+        for (int k = 0; k < BQ_MODES; k++)
+            while (m->pending[k].head) job_fail(q, m->pending[k].head->_job, -ECANCELED);
+    }
     arm_deadline(q);
 }
 
@@ -390,21 +425,101 @@ void bq_free(bq_queue_t *q) {
     if (!q) return;
     for (int i = 0; q->batches && i < q->opt.workers; i++) {
         bq_batch_t *b = &q->batches[i];
-        for (size_t m = 0; b->ctx && m < q->n_models; m++) gru_ctx_free(b->ctx[m]);
-        free(b->ctx);
         free(b->items);
         free(b->in);
         free(b->out);
     }
     free(q->batches);
-    free(q->pending);
     free(q->cand);
     free(q);
 }
 
-/* Warm-up: one batch of up to 64 texts of 17-24 tokens through every context, on the pool's
- * threads (which libuv starts now rather than at the first request): the scratch memory of a
- * common batch is allocated, OpenBLAS's per-thread buffers too, and the weights are paged in. */
+/* ------------------------------------------------------------------------------------------ */
+/* Models */
+
+int bq_model_new(bq_model_t **out, gru_model_t *model, int workers, size_t id) {
+    *out = NULL;
+    if (!model || workers < 1) return -EINVAL;
+    bq_model_t *m = calloc(1, sizeof *m);
+    if (!m || !(m->ctx = calloc((size_t)workers, sizeof *m->ctx))) {
+        free(m);
+        return -ENOMEM;
+    }
+    m->model = model;
+    m->workers = workers;
+    m->id = id;
+    for (int k = 0; k < BQ_MODES; k++) m->pending[k].owner = m;
+    for (int w = 0; w < workers; w++) {
+        int rc = gru_ctx_new(&m->ctx[w], model);
+        if (rc < 0) {
+            bq_model_free(m);
+            return rc;
+        }
+    }
+    *out = m;
+    return 0;
+}
+
+void bq_model_free(bq_model_t *m) {
+    if (!m) return;
+    SRV_ASSERT(m->n_pending == 0);
+    for (int w = 0; m->ctx && w < m->workers; w++) gru_ctx_free(m->ctx[w]);
+    free(m->ctx);
+    free(m);
+}
+
+gru_model_t *bq_model_engine(const bq_model_t *m) { return m->model; }
+
+/* The warm-up batch: up to 64 texts of 17-24 tokens (a typical full batch of short texts;
+ * larger batches grow the scratch when they come), within the batch limits. ids (T) and the
+ * batch's inputs (B) and outputs (B, with probs of B * GRU_MAX_LABELS floats) are the caller's. */
+static void warm_shape(size_t max_batch, size_t max_batch_tokens, size_t *B, size_t *T) {
+    *B = max_batch < 64 ? max_batch : 64;
+    *T = 24;
+    while (*B > 1 && *B * *T > max_batch_tokens) *B /= 2;
+    if (*T > max_batch_tokens) *T = max_batch_tokens;
+}
+
+static void warm_batch(const gru_model_t *model, int32_t *ids, size_t B, size_t T, gru_input_t *in,
+                       gru_output_t *out, float *probs) {
+    const gru_config_t *c = gru_model_config(model);
+    for (size_t t = 0; t < T; t++) ids[t] = (int32_t)((2 + t * 7919) % (size_t)c->vocab_size);
+    for (size_t i = 0; i < B; i++) {
+        in[i] = (gru_input_t){ids, T > i % 8 ? T - i % 8 : 1};
+        out[i] = (gru_output_t){probs + i * GRU_MAX_LABELS, NULL, NULL};
+    }
+}
+
+int bq_model_warm(bq_model_t *m, size_t max_batch, size_t max_batch_tokens) {
+    size_t B, T;
+    warm_shape(max_batch, max_batch_tokens, &B, &T);
+    int32_t *ids = calloc(T, sizeof *ids);
+    float *probs = calloc(B * GRU_MAX_LABELS, sizeof *probs);
+    gru_input_t *in = calloc(B, sizeof *in);
+    gru_output_t *out = calloc(B, sizeof *out);
+    int rc = ids && probs && in && out ? 0 : -ENOMEM;
+    const int C = gru_model_config(m->model)->num_labels;
+    for (int w = 0; rc == 0 && w < m->workers; w++) {
+        warm_batch(m->model, ids, B, T, in, out, probs);
+        rc = gru_forward_batch(m->ctx[w], in, out, B, GRU_GATES_NONE);
+        for (size_t i = 0; rc == 0 && i < B; i++)
+            for (int k = 0; k < C; k++)
+                if (!(probs[i * GRU_MAX_LABELS + k] >= 0 && probs[i * GRU_MAX_LABELS + k] <= 1)) rc = -ERANGE;
+    }
+    free(ids);
+    free(probs);
+    free(in);
+    free(out);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Creation */
+
+/* Warm-up at creation: the warm-up batch through every context of the given models, on the
+ * pool's threads (which libuv starts now rather than at the first request): the scratch memory
+ * of a common batch is allocated, OpenBLAS's per-thread buffers too, and the weights are paged
+ * in. */
 typedef struct bq_warm {
     int pending, rc;
 } bq_warm_t;
@@ -416,71 +531,63 @@ static void warm_after_cb(uv_work_t *w, int status) {
     if (status < 0 || b->rc < 0) wm->rc = status < 0 ? status : b->rc;
 }
 
-static int warmup(bq_queue_t *q) {
-    /* A typical full batch of short texts; larger batches grow the scratch when they come. */
-    size_t B = q->opt.max_batch < 64 ? q->opt.max_batch : 64, T = 24;
-    while (B > 1 && B * T > q->opt.max_batch_tokens) B /= 2;
-    if (T > q->opt.max_batch_tokens) T = q->opt.max_batch_tokens;
+static int warmup(bq_queue_t *q, bq_model_t *const *models, size_t n_models) {
+    size_t B, T;
+    warm_shape(q->opt.max_batch, q->opt.max_batch_tokens, &B, &T);
     int32_t *ids = calloc(T, sizeof *ids);
     float *probs = calloc((size_t)q->opt.workers * B * GRU_MAX_LABELS, sizeof *probs);
     bq_warm_t wm = {0, ids && probs ? 0 : -ENOMEM};
-    for (size_t m = 0; wm.rc == 0 && m < q->n_models; m++) {
-        const gru_config_t *c = gru_model_config(q->models[m]);
-        for (size_t t = 0; t < T; t++) ids[t] = (int32_t)((2 + t * 7919) % (size_t)c->vocab_size);
+    for (size_t m = 0; wm.rc == 0 && m < n_models; m++) {
         for (int w = 0; w < q->opt.workers; w++) {
             bq_batch_t *b = &q->batches[w];
-            b->model = m;
+            b->model = models[m];
             b->mode = GRU_GATES_NONE;
             b->n = B;
             b->warm = &wm;
-            for (size_t i = 0; i < B; i++) {
-                b->in[i] = (gru_input_t){ids, T > i % 8 ? T - i % 8 : 1};
-                b->out[i] = (gru_output_t){probs + ((size_t)w * B + i) * GRU_MAX_LABELS, NULL, NULL};
-            }
+            warm_batch(models[m]->model, ids, B, T, b->in, b->out, probs + (size_t)w * B * GRU_MAX_LABELS);
             wm.pending++;
             uv_queue_work(q->loop, &b->work, work_cb, warm_after_cb);
         }
         while (wm.pending > 0) uv_run(q->loop, UV_RUN_ONCE);
     }
-    for (int w = 0; w < q->opt.workers; w++) q->batches[w].n = 0;
+    for (int w = 0; w < q->opt.workers; w++) {
+        q->batches[w].n = 0;
+        q->batches[w].model = NULL;
+    }
     free(ids);
     free(probs);
     return wm.rc;
 }
 
-int bq_new(bq_queue_t **out, uv_loop_t *loop, gru_model_t *const *models, size_t n_models,
-           const bq_options_t *opt) {
+int bq_new(bq_queue_t **out, uv_loop_t *loop, bq_model_t *const *warm, size_t n_warm, const bq_options_t *opt) {
     *out = NULL;
-    if (!loop || !models || n_models == 0 || !opt || opt->workers < 1 || opt->max_batch < 1 ||
-        opt->max_batch_tokens < 1 || opt->max_queue < 1)
+    if (!loop || (n_warm && !warm) || !opt || opt->workers < 1 || opt->max_batch < 1 || opt->max_batch_tokens < 1 ||
+        opt->max_queue < 1)
         return -EINVAL;
+    for (size_t m = 0; m < n_warm; m++)
+        if (!warm[m] || warm[m]->workers < opt->workers) return -EINVAL;
     bq_queue_t *q = calloc(1, sizeof *q);
     if (!q) return -ENOMEM;
     q->loop = loop;
     q->opt = *opt;
-    q->models = models;
-    q->n_models = n_models;
     q->loop_thread = uv_thread_self();
     atomic_init(&q->submitted, NULL);
     atomic_init(&q->reserved, 0);
     atomic_init(&q->submitting, 0);
     atomic_init(&q->busy_shared, 0);
     int rc = -ENOMEM;
-    q->pending = calloc(n_models * BQ_MODES, sizeof *q->pending);
     q->batches = calloc((size_t)opt->workers, sizeof *q->batches);
     q->cand = calloc(BQ_SCAN_FACTOR * opt->max_batch, sizeof *q->cand);
-    if (!q->pending || !q->batches || !q->cand) goto fail;
+    if (!q->batches || !q->cand) goto fail;
     for (int i = 0; i < opt->workers; i++) {
         bq_batch_t *b = &q->batches[i];
         b->q = q;
+        b->index = i;
         b->work.data = b;
-        b->ctx = calloc(n_models, sizeof *b->ctx);
         b->items = calloc(opt->max_batch, sizeof *b->items);
         b->in = calloc(opt->max_batch, sizeof *b->in);
         b->out = calloc(opt->max_batch, sizeof *b->out);
-        if (!b->ctx || !b->items || !b->in || !b->out) goto fail;
-        for (size_t m = 0; m < n_models; m++)
-            if ((rc = gru_ctx_new(&b->ctx[m], models[m])) < 0) goto fail;
+        if (!b->items || !b->in || !b->out) goto fail;
     }
     if ((rc = uv_async_init(loop, &q->async, on_async)) < 0) goto fail;
     q->async.data = q;
@@ -491,7 +598,7 @@ int bq_new(bq_queue_t **out, uv_loop_t *loop, gru_model_t *const *models, size_t
     uv_timer_init(loop, &q->deadline_timer);
     q->deadline_timer.data = q;
     q->handles = 3;
-    if (opt->warmup && (rc = warmup(q)) < 0) goto fail;
+    if (opt->warmup && (rc = warmup(q, warm, n_warm)) < 0) goto fail;
     *out = q;
     return 0;
 fail:

@@ -12,8 +12,16 @@
  * Everything else, and every callback, runs on the loop thread. Workers run only
  * gru_forward_batch() on a batch's own arrays and the lent result buffers.
  *
+ * Models: a job names a bq_model_t, a model with one gru_ctx_t per worker slot. The owner
+ * creates it (bq_model_new, any thread, off the serving path: a reload thread may build and warm
+ * one while the queue serves others) and keeps it alive while any job that names it is queued
+ * or running, i.e. until that job's done; then it may free it (bq_model_free) on the loop
+ * thread, or after the loop has ended. The queue keeps no list of models: any number may come
+ * and go while it runs.
+ *
  * Usage:
- *     bq_queue_t *q; bq_new(&q, loop, models, n_models, &opts);   // before uv_run
+ *     bq_model_t *m; bq_model_new(&m, model, opts.workers, 0);
+ *     bq_queue_t *q; bq_new(&q, loop, &m, 1, &opts);               // before uv_run
  *     // any thread:
  *     if (bq_reserve(q, job->n_items) == 0) { ...; bq_submit(q, job); }  // done(job) follows
  *     // loop thread, at shutdown:
@@ -32,6 +40,7 @@
 /* ---- types ---- */
 
 typedef struct bq_queue bq_queue_t; /* opaque */
+typedef struct bq_model bq_model_t; /* opaque: a model and its worker contexts */
 typedef struct bq_job bq_job_t;
 typedef void (*bq_done_cb)(bq_job_t *job);
 
@@ -50,7 +59,7 @@ typedef struct bq_item {
 
 struct bq_job {
     /* public: set by the submitter before bq_submit */
-    size_t model;            /* index into the models given to bq_new */
+    bq_model_t *model;       /* borrowed: must outlive the job (until done returns) */
     gru_gates_mode_t gates;  /* for all its items */
     bq_item_t *items;        /* (n_items) */
     size_t n_items;
@@ -77,9 +86,10 @@ typedef struct {
     uint64_t max_delay_us;   /* 0: dispatch what is queued as soon as a worker is free */
     size_t max_queue;        /* texts reserved and not yet running; beyond it -EAGAIN */
     uint64_t timeout_ms;     /* deadline of a text in the queue */
-    int warmup;              /* run one batch on every context in bq_new */
-    /* Observers (loop thread; may be NULL): one call per batch, one per text that waited. */
-    void (*on_batch)(void *data, size_t model, size_t texts, size_t tokens, uint64_t compute_ns);
+    int warmup;              /* bq_new runs one batch on every context of the models given */
+    /* Observers (loop thread; may be NULL): one call per batch (model_id: the batch's
+     * model's id, see bq_model_new), one per text that waited. */
+    void (*on_batch)(void *data, size_t model_id, size_t texts, size_t tokens, uint64_t compute_ns);
     void (*on_wait)(void *data, uint64_t wait_ns);
     void *observer_data;
 } bq_options_t;
@@ -93,11 +103,25 @@ typedef struct {
 
 /* ---- prototypes ---- */
 
+/* A queue's view of model (borrowed: it must outlive the result): one scratch context for each
+ * of workers worker slots (workers >= the queue's opt.workers); id is passed to on_batch (e.g.
+ * a metrics slot). Any thread. Returns 0 and a new bq_model_t in *out, -EINVAL or -ENOMEM. */
+int bq_model_new(bq_model_t **out, gru_model_t *model, int workers, size_t id);
+/* Runs one typical batch (the warm-up of bq_new: up to 64 texts of 17-24 tokens, within
+ * max_batch and max_batch_tokens) through each of m's contexts on the calling thread, before m
+ * is used by a queue: the contexts' scratch memory is allocated and the weights are paged in.
+ * Returns 0, -ENOMEM, or -ERANGE when the model answers with non-finite probabilities. */
+int bq_model_warm(bq_model_t *m, size_t max_batch, size_t max_batch_tokens);
+/* Frees m's contexts (not the model). No job naming m may be queued or running: call it on the
+ * loop thread after the last such job's done returned, or after the loop has ended. NULL ok. */
+void bq_model_free(bq_model_t *m);
+gru_model_t *bq_model_engine(const bq_model_t *m); /* borrowed */
+
 /* Creates the queue on loop (its handles are initialized here; call before uv_run, on the
- * thread that will run the loop). models are borrowed for the queue's life. Returns 0 or
- * -ENOMEM / -EINVAL, with nothing left allocated. */
-int bq_new(bq_queue_t **out, uv_loop_t *loop, gru_model_t *const *models, size_t n_models,
-           const bq_options_t *opt);
+ * thread that will run the loop). With opt->warmup, the n_warm models in warm (borrowed for the
+ * call) run one batch on every context, on the pool's threads (which libuv starts then).
+ * Returns 0 or -ENOMEM / -EINVAL, with nothing left allocated. */
+int bq_new(bq_queue_t **out, uv_loop_t *loop, bq_model_t *const *warm, size_t n_warm, const bq_options_t *opt);
 /* Frees the queue after bq_close and after the loop has run the close callbacks. NULL is ok. */
 void bq_free(bq_queue_t *q);
 

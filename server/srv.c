@@ -130,7 +130,7 @@ static int queue_start(srv_t *s) {
         .on_wait = on_wait,
         .observer_data = s,
     };
-    int rc = bq_new(&s->bq, &s->loop, s->model_ptrs, s->n_models, &opt);
+    int rc = bq_new(&s->bq, &s->loop, s->bq_models, s->n_models, &opt);
     if (rc < 0) srv_log(CFG_LOG_ERROR, "cannot create the batch queue: %s", strerror(-rc));
     return rc < 0 ? -1 : 0;
 }

@@ -59,6 +59,7 @@ typedef struct {
     char name[128];
     char *dir;
     gru_model_t *model;
+    bq_model_t *bqm;           /* the model's worker contexts */
     gru_config_t cfg_named;    /* the model's config with name = the served name */
     const gru_config_t *cfg;   /* &cfg_named */
     const tok_vocab_t *vocab;  /* borrowed from model */
@@ -76,7 +77,7 @@ typedef struct srv {
     int workers;                       /* startup: cfg.workers resolved */
     srv_model_t models[SRV_MAX_MODELS]; /* startup; [0] is the default */
     size_t n_models;
-    gru_model_t *model_ptrs[SRV_MAX_MODELS];
+    bq_model_t *bq_models[SRV_MAX_MODELS];
     const char *metric_names[SRV_MAX_MODELS], *metric_info[SRV_MAX_MODELS];
     char *models_body;                 /* startup: GET /v1/models */
     size_t models_body_len;

@@ -112,7 +112,7 @@ static srv_outcome_t layout(srv_request_t *r, api_error_t *err) {
 /* Step 4: reserve, suspend, submit. */
 static srv_outcome_t enqueue(srv_request_t *r, api_error_t *err) {
     srv_t *s = r->s;
-    r->job = (bq_job_t){.model = (size_t)(r->model - s->models), .gates = r->req.gates, .items = r->items,
+    r->job = (bq_job_t){.model = r->model->bqm, .gates = r->req.gates, .items = r->items,
                         .n_items = r->n, .done = on_job_done, .data = r};
     int rc = bq_reserve(s->bq, r->n);
     if (rc == -EAGAIN)

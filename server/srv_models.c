@@ -93,7 +93,9 @@ static int model_describe(srv_t *s, size_t i) {
     memcpy(m->cfg_named.name, m->name, sizeof m->name);
     m->cfg = &m->cfg_named;
     m->vocab = gru_model_vocab(m->model);
-    s->model_ptrs[i] = m->model;
+    int rc = bq_model_new(&m->bqm, m->model, s->workers, i);
+    if (rc < 0) return -1;
+    s->bq_models[i] = m->bqm;
     m->info.cfg = m->cfg;
     m->info.is_default = i == 0;
     api_model_card_read(m->dir, &m->info.accuracy, &m->info.macro_f1);
@@ -140,6 +142,7 @@ int srv_models_load(srv_t *s) {
 
 void srv_models_free(srv_t *s) {
     for (size_t i = 0; i < s->n_models; i++) {
+        bq_model_free(s->models[i].bqm);
         gru_model_free(s->models[i].model);
         free(s->models[i].dir);
         free(s->models[i].meta_body);

@@ -33,9 +33,10 @@ typedef struct {
     uv_timer_t poll;
     bq_queue_t *q;
     gru_model_t *model;
+    bq_model_t *bm;     /* model's contexts */
     int expected;
     atomic_int finished;
-    size_t batch_texts[64], batch_tokens[64];
+    size_t batch_texts[64], batch_tokens[64], batch_model[64];
     int n_batches;
 } fixture_t;
 
@@ -62,8 +63,9 @@ static void on_done_count(bq_job_t *job) {
 
 static void on_batch(void *data, size_t model, size_t texts, size_t tokens, uint64_t ns) {
     fixture_t *f = data;
-    (void)model, (void)ns;
+    (void)ns;
     if (f->n_batches < 64) {
+        f->batch_model[f->n_batches] = model;
         f->batch_texts[f->n_batches] = texts;
         f->batch_tokens[f->n_batches] = tokens;
     }
@@ -84,9 +86,10 @@ static fixture_t *fixture_new(bq_options_t opt) {
     current = f;
     assert_int_equal(uv_loop_init(&f->loop), 0);
     f->model = random_model();
+    assert_int_equal(bq_model_new(&f->bm, f->model, opt.workers, 7), 0);
     opt.on_batch = on_batch;
     opt.observer_data = f;
-    assert_int_equal(bq_new(&f->q, &f->loop, &f->model, 1, &opt), 0);
+    assert_int_equal(bq_new(&f->q, &f->loop, &f->bm, 1, &opt), 0);
     uv_timer_init(&f->loop, &f->poll);
     f->poll.data = f;
     return f;
@@ -97,6 +100,7 @@ static void fixture_run_and_free(fixture_t *f) {
     uv_run(&f->loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&f->loop), 0);
     bq_free(f->q);
+    bq_model_free(f->bm);
     gru_model_free(f->model);
     free(f);
 }
@@ -108,7 +112,7 @@ static void tjob_init(tjob_t *t, size_t n, const size_t *lens, unsigned seed, gr
         for (size_t k = 0; k < lens[i]; k++) t->ids[i][k] = (int32_t)((seed * 31 + i * 7 + k * 13) % 50);
         t->items[i] = (bq_item_t){.ids = t->ids[i], .len = lens[i], .probs = t->probs[i], .gates = mode ? t->gates[i] : NULL};
     }
-    t->job = (bq_job_t){.model = 0, .gates = mode, .items = t->items, .n_items = n, .done = on_done_count, .data = t};
+    t->job = (bq_job_t){.model = current->bm, .gates = mode, .items = t->items, .n_items = n, .done = on_done_count, .data = t};
 }
 
 /* The probabilities of text i of t run alone. */
@@ -158,7 +162,6 @@ static void test_bq_concurrent_results(void **state) {
         assert_int_equal(pthread_create(&th[i], NULL, produce, &pr[i]), 0);
     }
     gru_model_t *m = f->model;
-    f->model = NULL; /* keep it for the reference */
     uv_timer_start(&f->poll, on_poll, 1, 1);
     uv_run(&f->loop, UV_RUN_DEFAULT);
     for (int i = 0; i < PRODUCERS; i++) pthread_join(th[i], NULL);
@@ -180,6 +183,7 @@ static void test_bq_concurrent_results(void **state) {
     assert_true(batched); /* 4 producers, 2 workers: some batch held more than one text */
     assert_int_equal(uv_loop_close(&f->loop), 0);
     bq_free(f->q);
+    bq_model_free(f->bm);
     gru_model_free(m);
     free(f);
     free(jobs);
@@ -208,6 +212,57 @@ static void test_bq_length_grouping_batches(void **state) {
     for (int i = 0; i < 8; i++) assert_int_equal(jobs[i].done, 1);
     assert_int_equal(uv_loop_close(&f->loop), 0);
     bq_free(f->q);
+    bq_model_free(f->bm);
+    gru_model_free(f->model);
+    free(f);
+}
+
+/* A model made after the queue (as a reload does) serves next to the first one: each job's
+ * results come from its own model, and batches never mix them. */
+static void test_bq_models_come_and_go(void **state) {
+    (void)state;
+    bq_options_t opt = {.workers = 2, .max_batch = 8, .max_batch_tokens = 4096, .max_queue = 64, .timeout_ms = 60000};
+    fixture_t *f = fixture_new(opt);
+    gru_config_t c;
+    memset(&c, 0, sizeof c);
+    c.vocab_size = 50, c.embedding_dim = 8, c.hidden_size = 12, c.num_layers = 2, c.num_labels = 2;
+    gru_model_t *other;
+    bq_model_t *bother;
+    assert_int_equal(gru_model_new_random(&other, &c, 99, NULL), 0);
+    assert_int_equal(bq_model_new(&bother, other, opt.workers, 3), 0);
+    assert_int_equal(bq_model_warm(bother, opt.max_batch, opt.max_batch_tokens), 0);
+    assert_ptr_equal(bq_model_engine(bother), other);
+    tjob_t jobs[12];
+    for (int j = 0; j < 12; j++) {
+        size_t lens[3] = {3 + j, 5, 1 + (j * 7) % 20};
+        tjob_init(&jobs[j], 3, lens, (unsigned)j, j % 3 ? GRU_GATES_NONE : GRU_GATES_SUMMARY);
+        if (j % 2) jobs[j].job.model = bother;
+        assert_int_equal(bq_reserve(f->q, 3), 0);
+        bq_submit(f->q, &jobs[j].job);
+    }
+    f->expected = 12;
+    uv_timer_start(&f->poll, on_poll, 1, 1);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    int seen[2] = {0, 0};
+    for (int b = 0; b < f->n_batches && b < 64; b++) {
+        assert_true(f->batch_model[b] == 7 || f->batch_model[b] == 3);
+        seen[f->batch_model[b] == 3]++;
+    }
+    assert_true(seen[0] > 0 && seen[1] > 0);
+    for (int j = 0; j < 12; j++) {
+        assert_int_equal(jobs[j].done, 1);
+        for (size_t i = 0; i < 3; i++) {
+            float p[GRU_MAX_LABELS], g[2 * MAX_T];
+            reference(j % 2 ? other : f->model, &jobs[j], i, p, g, jobs[j].job.gates);
+            for (int k = 0; k < 2; k++) assert_true(fabsf(p[k] - jobs[j].probs[i][k]) < 1e-5f);
+        }
+    }
+    /* The loop has ended: the second model may go; the first still serves. */
+    bq_model_free(bother);
+    gru_model_free(other);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    bq_free(f->q);
+    bq_model_free(f->bm);
     gru_model_free(f->model);
     free(f);
 }
@@ -297,13 +352,23 @@ static void test_bq_new_einval(void **state) {
     uv_loop_t loop;
     uv_loop_init(&loop);
     gru_model_t *m = random_model();
+    bq_model_t *bm = (bq_model_t *)1;
+    assert_int_equal(bq_model_new(&bm, m, 0, 0), -EINVAL);
+    assert_null(bm);
+    assert_int_equal(bq_model_new(&bm, NULL, 1, 0), -EINVAL);
+    assert_int_equal(bq_model_new(&bm, m, 1, 0), 0);
     bq_queue_t *q = (bq_queue_t *)1;
     bq_options_t opt = {.workers = 0, .max_batch = 4, .max_batch_tokens = 64, .max_queue = 3, .timeout_ms = 1000};
-    assert_int_equal(bq_new(&q, &loop, &m, 1, &opt), -EINVAL);
+    assert_int_equal(bq_new(&q, &loop, &bm, 1, &opt), -EINVAL);
     assert_null(q);
+    /* A model with fewer contexts than the queue has workers. */
+    opt.workers = 2;
+    assert_int_equal(bq_new(&q, &loop, &bm, 1, &opt), -EINVAL);
     opt.workers = 1;
-    assert_int_equal(bq_new(&q, &loop, &m, 0, &opt), -EINVAL);
+    assert_int_equal(bq_new(&q, &loop, NULL, 1, &opt), -EINVAL);
     assert_int_equal(uv_loop_close(&loop), 0);
+    bq_model_free(bm);
+    bq_model_free(NULL);
     gru_model_free(m);
     bq_free(NULL);
 }
@@ -313,6 +378,7 @@ int main(void) {
         cmocka_unit_test(test_bq_concurrent_results), cmocka_unit_test(test_bq_length_grouping_batches), cmocka_unit_test(test_bq_reserve_eagain),
         cmocka_unit_test(test_bq_deadline), cmocka_unit_test(test_bq_cancel),
         cmocka_unit_test(test_bq_flush), cmocka_unit_test(test_bq_new_einval),
+        cmocka_unit_test(test_bq_models_come_and_go),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
