@@ -64,6 +64,7 @@ void gru_sha256_init(gru_sha256_t *h) {
 
 void gru_sha256_update(gru_sha256_t *h, const void *data, size_t len) {
     const uint8_t *p = data;
+    if (len == 0) return; /* data may be NULL then, which memcpy does not allow */
     h->_bytes += len;
     if (h->_fill) {
         size_t take = 64 - h->_fill < len ? 64 - h->_fill : len;
