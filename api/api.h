@@ -29,12 +29,13 @@ typedef struct {
     gru_gates_mode_t gates_mode;  /* GRU_GATES_NONE: no "gates" key */
     const float *gates;           /* gru_gates_floats(cfg, gates_mode, n) floats, or NULL */
     const float *trajectory;      /* (n, C) or NULL: no "trajectory" key */
+    const char *model_version;    /* the model's version, or NULL or "": no "model_version" key */
 } api_result_t;
 
 /* ---- prototypes ---- */
 
 /* The result object (new reference), or NULL when out of memory:
- *   {"model", "label", "score", "probabilities": {label: p}, "tokens", "token_ids",
+ *   {"model", ["model_version"], "label", "score", "probabilities": {label: p}, "tokens", "token_ids",
  *    "truncated", ["num_tokens_total" when truncated], ["gates": [...]], ["trajectory": [...]]}
  * gates: one entry per layer and direction {"layer", "direction": "forward"|"backward",
  * "reset", "update"} with one number per token (summary) or, in full mode, "reset", "update",
@@ -79,10 +80,12 @@ typedef enum {
     API_ERR_NONE = 0,
     API_ERR_INVALID_JSON,           /* 400 invalid_json: not JSON, or duplicate keys */
     API_ERR_INVALID_TYPE,           /* 400 invalid_type: a field of the wrong JSON type */
+    API_ERR_MODEL_LOAD_FAILED,      /* 400 model_load_failed: a repository load failed (the old one serves) */
     API_ERR_UNAUTHORIZED,           /* 401 unauthorized: missing or wrong API key */
     API_ERR_NOT_FOUND,              /* 404 not_found: no such route */
     API_ERR_MODEL_NOT_FOUND,        /* 404 model_not_found */
     API_ERR_METHOD_NOT_ALLOWED,     /* 405 method_not_allowed (the server adds Allow) */
+    API_ERR_LAST_MODEL,             /* 409 last_model: unloading the only model served */
     API_ERR_BODY_TOO_LARGE,         /* 413 body_too_large */
     API_ERR_RESULT_TOO_LARGE,       /* 413 result_too_large: gates/trajectory buffers over the cap */
     API_ERR_UNSUPPORTED_MEDIA_TYPE, /* 415 unsupported_media_type */
@@ -146,7 +149,14 @@ typedef struct {
     int is_default;
     double accuracy;  /* from the model card (dev accuracy in [0, 1]); NaN when unknown */
     double macro_f1;  /* from the model card; NaN when unknown */
+    const char *version; /* the model's content version (gru_model_version), or NULL */
 } api_model_info_t;
+
+/* A model of the repository, as the repository routes describe it. Borrowed strings; version
+ * and reason may be NULL. state: "READY" (served) or "UNAVAILABLE". */
+typedef struct {
+    const char *name, *version, *state, *reason;
+} api_repo_model_t;
 
 /* ---- prototypes: errors (api_error.c) ---- */
 
@@ -181,12 +191,14 @@ void api_request_deinit(api_request_t *r); /* frees what parse made; r may be pa
  * Each returns new malloc'ed bytes (free() them) and their length in *len, or NULL when out of
  * memory. Everything passed in is borrowed. */
 
-/* POST /v1/sentiment: the result object (single) or {"model": name, "results": [...]}. */
+/* POST /v1/sentiment: the result object (single) or {"model": name, ["model_version"],
+ * "results": [...]} (name and version of results[0]). */
 char *api_sentiment_body(const api_result_t *results, size_t n, int single, size_t *len);
 /* POST /v2/models/{name}/infer: {"model_name", "model_version", ["id"], "outputs": [...]} with
- * the outputs of req (label: BYTES [n]; probabilities: FP32 [n, C]). probs is (n, C). */
-char *api_kserve_infer_body(const api_request_t *req, const gru_config_t *cfg, const float *probs,
-                            size_t n, size_t *len);
+ * the outputs of req (label: BYTES [n]; probabilities: FP32 [n, C]). probs is (n, C); version
+ * is the model's version ("1" when NULL or ""). */
+char *api_kserve_infer_body(const api_request_t *req, const gru_config_t *cfg, const char *version,
+                            const float *probs, size_t n, size_t *len);
 /* GET /v1/models: {"default": name, "models": [...]}. */
 char *api_models_body(const api_model_info_t *models, size_t n, size_t *len);
 /* GET /v2/models/{name}: KServe model metadata. */
@@ -203,6 +215,15 @@ char *api_flag_body(const char *name, const char *key, int flag, size_t *len);
  * "macro_f1"} or "dev_accuracy" / "dev_macro_f1". Fills accuracy and macro_f1 (NaN when not
  * found); never fails. */
 void api_model_card_read(const char *dir, double *accuracy, double *macro_f1);
+
+/* ---- prototypes: the repository routes (api_repo.c) ---- */
+/* POST /v2/repository/index: [{"name", "version", "state", "reason"}, ...]. */
+char *api_repo_index_body(const api_repo_model_t *models, size_t n, size_t *len);
+/* POST /v2/repository/models/{name}/load|unload: {"name", "model_version", "state"}. */
+char *api_repo_model_body(const api_repo_model_t *model, size_t *len);
+/* The optional index body {"ready": bool} (empty: every model). Returns 0 (with *ready_only),
+ * or -1 with *err set. */
+int api_repo_index_parse(const char *body, size_t len, int *ready_only, api_error_t *err);
 
 /* ---- the OpenAPI document (api/openapi.json, embedded at build time) ---- */
 extern const char api_openapi_json[]; /* static, NUL-terminated */

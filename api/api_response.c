@@ -47,6 +47,8 @@ static char *sentiment_body_jansson(const api_result_t *results, size_t n, int s
     /* jansson's *_set_new and *_append_new steal the value even when they fail. */
     json_t *o = json_object(), *arr = json_array();
     if (!o || !arr || json_object_set_new(o, "model", json_string(results[0].cfg->name)) < 0) goto oom;
+    const char *v = results[0].model_version;
+    if (v && v[0] && json_object_set_new(o, "model_version", json_string(v)) < 0) goto oom;
     for (size_t i = 0; i < n; i++)
         if (json_array_append_new(arr, api_result_to_json(&results[i])) < 0) goto oom;
     if (json_object_set_new(o, "results", arr) < 0) {
@@ -66,6 +68,11 @@ char *api_sentiment_body(const api_result_t *results, size_t n, int single, size
     if (!single) {
         api__buf_put(&b, "{\"model\":", 9);
         api__buf_string(&b, results[0].cfg->name, strlen(results[0].cfg->name));
+        const char *v = results[0].model_version;
+        if (v && v[0]) {
+            api__buf_put(&b, ",\"model_version\":", sizeof ",\"model_version\":" - 1);
+            api__buf_string(&b, v, strlen(v));
+        }
         api__buf_put(&b, ",\"results\":[", 12);
     }
     for (size_t i = 0; i < (single ? 1 : n); i++) {
@@ -84,10 +91,13 @@ char *api_sentiment_body(const api_result_t *results, size_t n, int single, size
 /* ------------------------------------------------------------------------------------------ */
 /* KServe v2 */
 
-char *api_kserve_infer_body(const api_request_t *req, const gru_config_t *cfg, const float *probs, size_t n,
-                            size_t *len) {
+/* A model's version for KServe's fields: KServe's "1" for a model without one. */
+static const char *kserve_version(const char *version) { return version && version[0] ? version : "1"; }
+
+char *api_kserve_infer_body(const api_request_t *req, const gru_config_t *cfg, const char *version,
+                            const float *probs, size_t n, size_t *len) {
     const size_t C = (size_t)cfg->num_labels;
-    json_t *o = json_pack("{s:s, s:s}", "model_name", cfg->name, "model_version", "1");
+    json_t *o = json_pack("{s:s, s:s}", "model_name", cfg->name, "model_version", kserve_version(version));
     json_t *outs = json_array();
     if (!o || !outs) {
         json_decref(outs);
@@ -138,7 +148,7 @@ char *api_kserve_model_body(const api_model_info_t *m, size_t *len) {
     const gru_config_t *c = m->cfg;
     return dump(json_pack("{s:s, s:[s], s:s, s:[{s:s, s:s, s:[i]}], s:[{s:s, s:s, s:[i]}, {s:s, s:s, s:[i, i]}],"
                           " s:{s:o, s:s}}",
-                          "name", c->name, "versions", "1", "platform", "gru-sentiment", "inputs", "name", "text",
+                          "name", c->name, "versions", kserve_version(m->version), "platform", "gru-sentiment", "inputs", "name", "text",
                           "datatype", "BYTES", "shape", -1, "outputs", "name", "label", "datatype", "BYTES", "shape",
                           -1, "name", "probabilities", "datatype", "FP32", "shape", -1, c->num_labels, "parameters",
                           "labels", labels_json(c), "tokenizer", c->tokenizer.kind == TOK_KIND_CHAR ? "char" : "word"),
@@ -171,6 +181,9 @@ char *api_models_body(const api_model_info_t *models, size_t n, size_t *len) {
             (json_int_t)c->num_layers, "bidirectional", c->bidirectional, "num_parameters", (json_int_t)c->num_params,
             "accuracy", real_or_null(models[i].accuracy), "macro_f1", real_or_null(models[i].macro_f1));
         if (!m || json_array_append_new(arr, m) < 0) goto oom;
+        if (models[i].version && models[i].version[0] &&
+            json_object_set_new(m, "version", json_string(models[i].version)) < 0)
+            goto oom;
     }
     return dump(o, len);
 oom:

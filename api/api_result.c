@@ -64,6 +64,8 @@ json_t *api_result_to_json(const api_result_t *r) {
             json_array_append_new(ids, json_integer(s->ids[i])) < 0)
             goto oom;
     if (json_object_set_new(o, "model", json_string(c->name)) < 0 ||
+        (r->model_version && r->model_version[0] &&
+         json_object_set_new(o, "model_version", json_string(r->model_version)) < 0) ||
         json_object_set_new(o, "label", json_string(c->labels[best])) < 0 ||
         json_object_set_new(o, "score", json_real((double)r->probs[best])) < 0)
         goto oom;

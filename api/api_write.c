@@ -283,6 +283,10 @@ void api__write_result(api__buf_t *b, const api_result_t *r) {
         if (r->probs[k] > r->probs[best]) best = k;
     PUT(b, "{\"model\":");
     api__buf_string(b, c->name, strlen(c->name));
+    if (r->model_version && r->model_version[0]) {
+        PUT(b, ",\"model_version\":");
+        api__buf_string(b, r->model_version, strlen(r->model_version));
+    }
     PUT(b, ",\"label\":");
     api__buf_string(b, c->labels[best], strlen(c->labels[best]));
     PUT(b, ",\"score\":");

@@ -53,6 +53,7 @@ struct gru_model {
     const float *fc_w;                               /* (C, D*H) */
     const float *fc_b;                               /* (C) */
     float *owned;                                    /* weights of a random model, or NULL */
+    char version[GRU_VERSION_HEX + 1];               /* content hash (sha256.h); "" when random */
     /* Layer 0's input projection of every vocabulary entry, embedding[v] W_ih^T + b_ih, per
      * direction: (V, 3H). A token's projection is then a row lookup, not a matrix product.
      * NULL when the table would exceed the load options' budget (then it is computed per batch). */
@@ -68,6 +69,7 @@ struct gru_model {
 
 const gru_config_t *gru_model_config(const gru_model_t *m) { return &m->cfg; }
 const tok_vocab_t *gru_model_vocab(const gru_model_t *m) { return m->vocab; }
+const char *gru_model_version(const gru_model_t *m) { return m->version; }
 
 void gru_model_free(gru_model_t *m) {
     if (!m) return;
@@ -324,6 +326,8 @@ int gru_model_load(gru_model_t **out, const char *dir, const gru_load_options_t 
         goto bad;
     }
     if (m->proj0[0]) wts_release(m->wts, wts_find(m->wts, "embedding.weight")); /* table replaces it */
+    /* The version of the files as they are now, right after they were read and checked. */
+    if ((rc = gru_model_dir_version(dir, m->version, err, errlen)) < 0) goto bad;
     *out = m;
     return 0;
 bad:

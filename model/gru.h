@@ -33,6 +33,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sha256.h"
 #include "tok.h"
 
 /* ---- constants ---- */
@@ -122,6 +123,10 @@ int gru_model_new_random(gru_model_t **out, const gru_config_t *cfg, uint64_t se
 
 const gru_config_t *gru_model_config(const gru_model_t *m); /* borrowed */
 const tok_vocab_t *gru_model_vocab(const gru_model_t *m);   /* borrowed */
+/* The model's version: GRU_VERSION_HEX lower-case hex digits of the SHA-256 of its files
+ * (sha256.h: gru_model_dir_version), computed by gru_model_load right after the files were
+ * read; "" for a random model. Borrowed. */
+const char *gru_model_version(const gru_model_t *m);
 
 /* Floats needed by a gates buffer for one text of len tokens (0 for GRU_GATES_NONE). */
 size_t gru_gates_floats(const gru_config_t *cfg, gru_gates_mode_t mode, size_t len);

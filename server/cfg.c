@@ -98,6 +98,14 @@ static const cfg_entry_t static_configs[] = {
     {"api-key", NULL, CFG_STRING, offsetof(cfg_t, api_key), 0, 0, "", NULL, CFG_IMMUTABLE | CFG_SECRET,
      "require 'Authorization: Bearer KEY' on every route but the health checks (empty: no key)",
      valid_header_value},
+    {"api-key-file", NULL, CFG_STRING, offsetof(cfg_t, api_key_file), 0, 0, "", NULL, CFG_IMMUTABLE,
+     "a file of API keys, one per line with an optional name after it ('#' comments); any of them (or "
+     "--api-key) is accepted; the name goes to the access log and a metrics label; re-read on SIGHUP",
+     NULL},
+    {"admin-key", NULL, CFG_STRING, offsetof(cfg_t, admin_key), 0, 0, "", NULL, CFG_IMMUTABLE | CFG_SECRET,
+     "enable the model-repository routes (POST /v2/repository/...: load, unload, index) for "
+     "'Authorization: Bearer KEY' (empty: those routes answer 404)",
+     valid_header_value},
     {"cors-origin", NULL, CFG_STRING, offsetof(cfg_t, cors_origin), 0, 0, "", NULL, CFG_IMMUTABLE,
      "allow browsers from this origin ('*' for any; empty: no CORS headers)", valid_header_value},
     {"log-level", NULL, CFG_ENUM, offsetof(cfg_t, log_level), 0, 0, "info", log_levels, CFG_IMMUTABLE,

@@ -57,6 +57,8 @@ typedef struct {
     int max_connections;
     int connection_timeout_s;
     char *api_key;
+    char *api_key_file;   /* "": none */
+    char *admin_key;      /* "": the repository routes are off (404) */
     char *cors_origin;
     int log_level;        /* cfg_log_level_t */
     int drain_timeout_ms;

@@ -130,7 +130,11 @@ static int queue_start(srv_t *s) {
         .on_wait = on_wait,
         .observer_data = s,
     };
-    int rc = bq_new(&s->bq, &s->loop, s->bq_models, s->n_models, &opt);
+    srv_modelset_t *set = srv_models_get(s);
+    bq_model_t *warm[SRV_MAX_MODELS];
+    for (size_t i = 0; i < set->n; i++) warm[i] = set->models[i]->bqm;
+    int rc = bq_new(&s->bq, &s->loop, warm, set->n, &opt);
+    srv_modelset_unref(s, set);
     if (rc < 0) srv_log(CFG_LOG_ERROR, "cannot create the batch queue: %s", strerror(-rc));
     return rc < 0 ? -1 : 0;
 }
@@ -154,8 +158,10 @@ int main(int argc, char **argv) {
     sigemptyset(&stop_signals);
     sigaddset(&stop_signals, SIGTERM);
     sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGHUP); /* a reload before the first load is done: after it */
     pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
-    if (uv_mutex_init(&s->conns_lock) < 0 || srv_loop_init(s) < 0) {
+    if (uv_mutex_init(&s->conns_lock) < 0 || uv_mutex_init(&s->models_lock) < 0 || srv_loop_init(s) < 0 ||
+        srv_reload_init(s) < 0) {
         fprintf(stderr, "gru-serve: cannot create the event loop\n");
         cfg_deinit(&s->cfg);
         return 1;
@@ -163,18 +169,22 @@ int main(int argc, char **argv) {
 
     status = 1;
     char err[1024];
-    if (srv_models_resolve(s) < 0) goto out;
+    s->api_key_slot = s->cfg.api_key[0] ? srv_metrics_key_slot(&s->metrics, "api-key") : -1;
+    if (s->cfg.api_key_file[0] && srv_keys_reload(s, err, sizeof err) < 0) {
+        srv_log(CFG_LOG_ERROR, "--api-key-file: %s", err);
+        goto out;
+    }
     if (srv_daemon_start(s, err, sizeof err) < 0) { /* /healthz answers from here on */
         srv_log(CFG_LOG_ERROR, "%s", err);
         goto out;
     }
     srv_log(CFG_LOG_INFO, "listening on %s port %u (%d HTTP threads, %d workers, max batch %d, max delay %d us)",
             s->cfg.host, s->port, s->cfg.http_threads, s->workers, s->cfg.max_batch, s->cfg.max_delay_us);
-    if (srv_models_load(s) < 0 || queue_start(s) < 0) goto out;
+    if (srv_models_start(s) < 0 || queue_start(s) < 0) goto out;
     atomic_store_explicit(&s->ready, 1, memory_order_release);
     pthread_sigmask(SIG_UNBLOCK, &stop_signals, NULL);
     srv_log(CFG_LOG_INFO, "ready in %.1f ms: %zu model%s, default %s", (double)(srv_now_ns() - s->t_start_ns) / 1e6,
-            s->n_models, s->n_models == 1 ? "" : "s", s->models[0].name);
+            s->set->n, s->set->n == 1 ? "" : "s", s->set->models[0]->name);
 
     srv_loop_start(s);
     uv_run(&s->loop, UV_RUN_DEFAULT); /* until srv_loop_close, after the drain */
@@ -184,8 +194,11 @@ out:
     srv_daemon_stop(s);
     uv_run(&s->loop, UV_RUN_DEFAULT); /* the close callbacks */
     if (uv_loop_close(&s->loop) != 0) srv_log(CFG_LOG_WARN, "the event loop still had handles at exit");
+    srv_reload_free(s);
+    srv_models_free(s); /* the worker contexts first: then the queue */
     bq_free(s->bq);
-    srv_models_free(s);
+    srv_keys_unref(s->keys);
+    uv_mutex_destroy(&s->models_lock);
     srv_log(CFG_LOG_INFO, "stopped");
     uv_mutex_destroy(&s->conns_lock);
     cfg_deinit(&s->cfg);

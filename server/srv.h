@@ -1,7 +1,9 @@
 /* srv.h - gru-serve's shared state and the interfaces between its files (internal to server/).
  * See srv.c for the DESIGN of the whole and README.md's layout table for the files:
  *   srv.c          main: settings, startup in order, teardown
- *   srv_models.c   the served models: which, loading, the static bodies about them
+ *   srv_models.c   the served models: the repository, loading one, model sets and their lifetime
+ *   srv_reload.c   hot reload: SIGHUP and the repository routes, on a reload thread
+ *   srv_repo.c     the repository routes (POST /v2/repository/...) behind --admin-key
  *   srv_loop.c     the loop thread's own handles: signals, graceful drain, the sweep timer
  *   srv_daemon.c   the libmicrohttpd daemon: listen, quiesce, stop
  *   srv_conn.c     slow-client defence: per-connection state, the whole-request deadline sweep
@@ -10,6 +12,7 @@
  *   srv_handlers.c the routes answered from memory (health, models, metrics, page, ...)
  *   srv_infer.c    the inference hand-off: texts to tokens to a queued job, and the answer
  *   srv_log.c      JSON lines on stderr;  srv_metrics.c  /metrics;  srv_util.c  clock, assert
+ *   srv_trace.c    X-Request-Id and traceparent;  srv_keys.c  --api-key-file
  */
 #ifndef SRV_H
 #define SRV_H
@@ -25,8 +28,10 @@
 #include "bq.h"
 #include "cfg.h"
 #include "gru.h"
+#include "srv_keys.h"
 #include "srv_metrics.h"
 #include "srv_route.h"
+#include "srv_trace.h"
 #include "srv_util.h"
 
 /* ---- constants ---- */
@@ -54,10 +59,16 @@ typedef enum {
 /* Sets *err and evaluates to SRV_FAILED: `return SRV_FAIL(err, API_ERR_..., "fmt", ...);` */
 #define SRV_FAIL(err, ...) (api_error_set((err), __VA_ARGS__), SRV_FAILED)
 
-/* One served model. Read-only once the server is ready. */
-typedef struct {
+/* One loaded model: immutable once built, shared by every model set that holds it, reference
+ * counted (srv_model_ref / srv_model_unref). When the last reference drops it goes to the
+ * server's graveyard, and the loop thread frees it (srv_models_collect): by then no job names
+ * its contexts, and no batch-queue code on the loop is in the middle of looking at them. */
+typedef struct srv_model {
+    atomic_long refs;
     char name[128];
     char *dir;
+    char version[GRU_VERSION_HEX + 1]; /* gru_model_version */
+    int slot;                  /* metrics slot of the name (srv_metrics_model_slot) */
     gru_model_t *model;
     bq_model_t *bqm;           /* the model's worker contexts */
     gru_config_t cfg_named;    /* the model's config with name = the served name */
@@ -66,21 +77,42 @@ typedef struct {
     api_model_info_t info;
     char *meta_body;           /* GET /v2/models/{name} */
     size_t meta_len;
-    char metric_info[512];     /* labels of gru_model_info */
-    char metric_name[256];     /* name as a label value */
+    char metric_info[640];     /* labels of gru_model_info, but default="..." (per set) */
+    char metric_name[SRV_METRICS_NAME_MAX]; /* name as a label value */
+    double load_ms;            /* how long loading, checking and warming took */
+    struct srv_model *next_dead; /* in the graveyard */
 } srv_model_t;
+
+/* The models served at one moment: immutable, reference counted. The current set is swapped
+ * whole at a reload (srv_models_publish); a request takes the set current at its first call
+ * (srv_models_get) and keeps it to its end, so it finishes on the models it started with. */
+typedef struct {
+    atomic_long refs;
+    size_t n;
+    srv_model_t *models[SRV_MAX_MODELS]; /* [0] is the default; each holds one reference */
+    char *models_body;                   /* GET /v1/models */
+    size_t models_body_len;
+    char metric_info[SRV_MAX_MODELS][680]; /* gru_model_info labels with default="..." */
+    const char *metric_names[SRV_MAX_MODELS], *metric_infos[SRV_MAX_MODELS];
+} srv_modelset_t;
+
+/* A directory of the repository: the name it is served under and where it is. */
+typedef struct {
+    char name[128];
+    char *dir;
+} srv_repo_entry_t;
 
 /* The server. Fields marked "loop" belong to the loop thread; "startup" ones are written
  * before the HTTP threads may read them (published by `ready`); atomics are shared. */
 typedef struct srv {
     cfg_t cfg;                         /* startup */
     int workers;                       /* startup: cfg.workers resolved */
-    srv_model_t models[SRV_MAX_MODELS]; /* startup; [0] is the default */
-    size_t n_models;
-    bq_model_t *bq_models[SRV_MAX_MODELS];
-    const char *metric_names[SRV_MAX_MODELS], *metric_info[SRV_MAX_MODELS];
-    char *models_body;                 /* startup: GET /v1/models */
-    size_t models_body_len;
+    uv_mutex_t models_lock;            /* guards set, keys and graveyard (the pointers) */
+    srv_modelset_t *set;               /* the models served now (one reference) */
+    srv_model_t *graveyard;            /* models without references, freed by the loop */
+    srv_keys_t *keys;                  /* --api-key-file's keys (one reference), or NULL */
+    int api_key_slot;                  /* metrics slot of "api-key" (--api-key) */
+    struct srv_reload *reload;         /* srv_reload.c's state */
     bq_queue_t *bq;                    /* startup */
     struct MHD_Daemon *daemon;
     int listen_fd;                     /* after quiesce: closed after MHD_stop_daemon */
@@ -138,6 +170,14 @@ struct srv_request {
     char path[160];
     char model_name[128];   /* the {name} of the path, if the route has one */
     uint64_t t_start_ns;
+    srv_modelset_t *set;    /* the models current at the first call (one reference) */
+    char request_id[SRV_REQUEST_ID_MAX + 1]; /* X-Request-Id: the client's, or ours */
+    srv_trace_t trace;      /* traceparent, when `traced` */
+    int traced;
+    char traceparent[SRV_TRACEPARENT_LEN + 1]; /* the header we echo, when traced */
+    char key_name[SRV_KEY_NAME_MAX + 1];       /* the API key's name, "" when none */
+    srv_handler_fn resumed; /* the resumed call's handler (NULL: srv_infer_answer) */
+    struct srv_reload_req *reload; /* repository routes: the reload request (freed with r) */
     int status;             /* the status answered (0: none yet) */
     srv_handler_fn final;   /* what answers at the last call; NULL: the deferred error */
     api_error_t deferred;   /* an error found before or while the body was arriving */
@@ -211,13 +251,61 @@ int srv_daemon_start(srv_t *s, char *err, size_t errlen);
 void srv_daemon_quiesce(srv_t *s);
 void srv_daemon_stop(srv_t *s);
 
-/* srv_models.c (main thread, at startup). resolve: the models of --model, or every model
- * directory under --models-dir in name order (not loaded yet). load: loads each with the engine
- * settings of cfg and builds the bodies and metric labels about them. Both return 0, or -1
- * after logging why. free: all of it (also after a failed resolve or load). */
-int srv_models_resolve(srv_t *s);
-int srv_models_load(srv_t *s);
+/* srv_models.c. The repository: the models of --model, or every model directory under
+ * --models-dir in name order, into e (returns their number in *n; 0, or -1 with err set; free
+ * the entries with srv_repo_free). Any thread. */
+int srv_repo_list(const srv_t *s, srv_repo_entry_t e[SRV_MAX_MODELS], size_t *n, char *err, size_t errlen);
+void srv_repo_free(srv_repo_entry_t *e, size_t n);
+/* Loads, checks and warms the model of e and builds what is served about it (any thread, off the
+ * serving path). Returns 0 and a new model (one reference) in *out, or a negative errno with
+ * the reason (naming the file) in err. */
+int srv_model_build(srv_t *s, const srv_repo_entry_t *e, srv_model_t **out, char *err, size_t errlen);
+srv_model_t *srv_model_ref(srv_model_t *m);      /* any thread; NULL ok */
+void srv_model_unref(srv_t *s, srv_model_t *m);  /* any thread; the last one: to the graveyard */
+/* Frees the models in the graveyard. The loop thread, or main after the loop has ended. */
+void srv_models_collect(srv_t *s);
+/* A set of models[0..n) (each gets a reference; [0] is the default) with its bodies. Returns 0
+ * and a new set (one reference), -EINVAL or -ENOMEM. Any thread. */
+int srv_modelset_new(srv_t *s, srv_model_t *const *models, size_t n, srv_modelset_t **out);
+void srv_modelset_unref(srv_t *s, srv_modelset_t *set); /* any thread; NULL ok */
+/* The current set with one more reference (drop it with srv_modelset_unref), NULL before
+ * startup loaded one. Any thread. */
+srv_modelset_t *srv_models_get(srv_t *s);
+/* Makes set (its reference is taken over; NULL at exit) the current one and drops the old. */
+void srv_models_publish(srv_t *s, srv_modelset_t *set);
+srv_model_t *srv_modelset_find(const srv_modelset_t *set, const char *name); /* borrowed, or NULL */
+/* Startup (main thread): loads the repository (--skip-bad-models applies) and publishes the
+ * first set. Returns 0, or -1 after logging why. free: at exit, after the loop has ended. */
+int srv_models_start(srv_t *s);
 void srv_models_free(srv_t *s);
+
+/* srv_reload.c: hot reload. A request (SIGHUP: everything; the repository routes: load or
+ * unload one model) runs on the reload thread, one at a time, in arrival order; the models are
+ * loaded, checked and warmed there, then the new set is published. done is called on the loop
+ * thread with the outcome in the request. */
+typedef enum { SRV_RELOAD_ALL, SRV_RELOAD_LOAD, SRV_RELOAD_UNLOAD } srv_reload_kind_t;
+typedef struct srv_reload_req {
+    /* set by the requester */
+    srv_reload_kind_t kind;
+    char name[128];                        /* LOAD, UNLOAD: the model */
+    void (*done)(struct srv_reload_req *); /* loop thread, once */
+    void *data;
+    /* the outcome, read-only in done */
+    api_error_t err;                       /* kind API_ERR_NONE: done */
+    char version[GRU_VERSION_HEX + 1];     /* LOAD: the version now served */
+    /* private */
+    struct srv_reload_req *next;
+} srv_reload_req_t;
+/* init: main thread, before the loop runs. request: any thread (req is the requester's until
+ * done). close: loop thread, at shutdown: waits for the running reload, fails the others
+ * (API_ERR_DRAINING), closes the handle. free: after the loop has ended. */
+int srv_reload_init(srv_t *s);
+void srv_reload_request(srv_t *s, srv_reload_req_t *req);
+void srv_reload_close(srv_t *s);
+void srv_reload_free(srv_t *s);
+/* The API keys, read at startup and at each reload: 0, or -1 with err set (the keys in use
+ * stay). Any thread. */
+int srv_keys_reload(srv_t *s, char *err, size_t errlen);
 
 /* srv_loop.c: the loop thread's handles. init (main thread, before anything can signal):
  * signal handlers and timers on s->loop; start: the sweep timer, once serving; close: close
@@ -237,6 +325,10 @@ typedef struct {
     size_t texts, tokens, batch;
     double queue_ms, compute_ms; /* < 0: not applicable */
     const char *model;           /* or NULL */
+    const char *model_version;   /* or NULL */
+    const char *request_id;      /* X-Request-Id */
+    const srv_trace_t *trace;    /* or NULL: no valid traceparent */
+    const char *key;             /* the API key's name, or NULL */
 } srv_access_t;
 void srv_log_access(const srv_access_t *a);
 

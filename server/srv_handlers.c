@@ -4,8 +4,8 @@
  *
  * DESIGN
  * Everything here runs on an HTTP thread within one access-handler call and never blocks: the
- * bodies about models were built at startup (srv_models.c), the others are a few bytes encoded
- * by api_. Each handler returns an srv_outcome_t; a failure sets *err and the one error wrapper
+ * bodies about models were built with the model set the request took at its first call
+ * (srv_models.c; a reload builds the next set), the others are a few bytes encoded by api_. Each handler returns an srv_outcome_t; a failure sets *err and the one error wrapper
  * in srv_http.c answers it.
  */
 #include <string.h>
@@ -14,7 +14,8 @@
 #include "srv.h"
 
 srv_outcome_t srv_require_ready(srv_request_t *r, api_error_t *err) {
-    if (atomic_load_explicit(&r->s->ready, memory_order_acquire)) return SRV_CONTINUE;
+    /* r->set is NULL for a request that arrived before the first set was published. */
+    if (atomic_load_explicit(&r->s->ready, memory_order_acquire) && r->set) return SRV_CONTINUE;
     return SRV_FAIL(err, API_ERR_NOT_READY, "the models are still loading");
 }
 
@@ -26,8 +27,8 @@ static srv_outcome_t require_serving(srv_request_t *r, api_error_t *err) {
 
 const srv_model_t *srv_path_model(srv_request_t *r, api_error_t *err) {
     if (srv_require_ready(r, err) != SRV_CONTINUE) return NULL;
-    for (size_t i = 0; i < r->s->n_models; i++)
-        if (strcmp(r->s->models[i].name, r->model_name) == 0) return &r->s->models[i];
+    const srv_model_t *m = srv_modelset_find(r->set, r->model_name);
+    if (m) return m;
     api_error_set(err, API_ERR_MODEL_NOT_FOUND, "no model called \"%s\" (GET /v1/models lists them)", r->model_name);
     return NULL;
 }
@@ -94,7 +95,7 @@ srv_outcome_t srv_h_page(srv_request_t *r, api_error_t *err) {
 srv_outcome_t srv_h_models(srv_request_t *r, api_error_t *err) {
     srv_outcome_t o = srv_require_ready(r, err);
     if (o != SRV_CONTINUE) return o;
-    return respond_static(r, r->s->models_body, r->s->models_body_len);
+    return respond_static(r, r->set->models_body, r->set->models_body_len);
 }
 
 srv_outcome_t srv_h_v2_model(srv_request_t *r, api_error_t *err) {
@@ -123,9 +124,9 @@ srv_outcome_t srv_h_metrics(srv_request_t *r, api_error_t *err) {
                               atomic_load(&s->inflight),
                               ready,
                               atomic_load(&s->draining),
-                              ready ? s->n_models : 0,
-                              s->metric_names,
-                              s->metric_info};
+                              ready && r->set ? r->set->n : 0,
+                              r->set ? r->set->metric_names : NULL,
+                              r->set ? r->set->metric_infos : NULL};
     size_t len;
     char *body = srv_metrics_render(&s->metrics, &g, &len);
     if (!body) return SRV_FAIL(err, API_ERR_OUT_OF_MEMORY, "out of memory while rendering metrics");

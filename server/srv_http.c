@@ -63,11 +63,14 @@ srv_outcome_t srv_respond(srv_request_t *r, unsigned status, const char *ctype, 
     if (c->cors_origin[0]) {
         ok &= MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCESS_CONTROL_ALLOW_ORIGIN, c->cors_origin) == MHD_YES;
         ok &= MHD_add_response_header(resp, "Access-Control-Expose-Headers",
-                                      "x-queue-time, x-inference-time, Retry-After") == MHD_YES;
+                                      "x-queue-time, x-inference-time, Retry-After, X-Request-Id, traceparent") ==
+              MHD_YES;
         if (strcmp(c->cors_origin, "*") != 0) ok &= MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Origin") == MHD_YES;
     }
     if (atomic_load_explicit(&r->s->draining, memory_order_relaxed))
         ok &= MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close") == MHD_YES;
+    if (r->request_id[0]) ok &= MHD_add_response_header(resp, "X-Request-Id", r->request_id) == MHD_YES;
+    if (r->traced) ok &= MHD_add_response_header(resp, "traceparent", r->traceparent) == MHD_YES;
     for (size_t i = 0; i < n_extra; i++) ok &= MHD_add_response_header(resp, extra[i].name, extra[i].value) == MHD_YES;
     if (ok) ok = MHD_queue_response(r->conn, status, resp) == MHD_YES;
     MHD_destroy_response(resp);
@@ -120,18 +123,43 @@ static enum MHD_Result run(srv_request_t *r, srv_handler_fn fn) {
 /* ------------------------------------------------------------------------------------------ */
 /* Policy: what is decided before the body */
 
-/* Constant-time check of "Authorization: Bearer <key>". */
-static int authorized(srv_request_t *r) {
-    const char *key = r->s->cfg.api_key;
-    if (!key[0]) return 1;
+/* The token of "Authorization: Bearer <token>", or NULL. */
+static const char *bearer(srv_request_t *r) {
     const char *h = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
-    if (!h || strncasecmp(h, "Bearer ", 7) != 0) return 0;
+    if (!h || strncasecmp(h, "Bearer ", 7) != 0) return NULL;
     h += 7;
     while (*h == ' ') h++;
-    size_t hl = strlen(h), kl = strlen(key);
-    unsigned char diff = hl != kl;
-    for (size_t i = 0; i < kl; i++) diff |= (unsigned char)(key[i] ^ (i < hl ? h[i] : 0));
-    return diff == 0;
+    return h;
+}
+
+/* The API key check (constant time, srv_keys.c): --api-key (its name: "api-key") or any key of
+ * --api-key-file (its name from the file); the name goes to r->key_name and the key's metric.
+ * Open (1) when neither is set. */
+static int authorized(srv_request_t *r) {
+    srv_t *s = r->s;
+    const char *key = s->cfg.api_key;
+    if (!key[0] && !s->cfg.api_key_file[0]) return 1;
+    const char *h = bearer(r);
+    if (!h) return 0;
+    size_t hl = strlen(h);
+    if (key[0] && srv_key_equal(h, hl, key, strlen(key))) {
+        memcpy(r->key_name, "api-key", sizeof "api-key");
+        srv_metrics_key_request(&s->metrics, s->api_key_slot);
+        return 1;
+    }
+    uv_mutex_lock(&s->models_lock); /* the key set may be replaced by a reload */
+    const char *name = srv_keys_match(s->keys, h, hl);
+    if (name) copy_cut(r->key_name, sizeof r->key_name, name);
+    uv_mutex_unlock(&s->models_lock);
+    if (!name) return 0;
+    srv_metrics_key_request(&s->metrics, srv_metrics_key_slot(&s->metrics, r->key_name));
+    return 1;
+}
+
+/* The admin key (--admin-key) of the repository routes. */
+static int admin_authorized(srv_request_t *r) {
+    const char *h = bearer(r), *key = r->s->cfg.admin_key;
+    return h && srv_key_equal(h, strlen(h), key, strlen(key));
 }
 
 /* Accepts JSON, and no Content-Type or curl's default for -d (documented in api/README.md). */
@@ -169,7 +197,12 @@ static srv_outcome_t first_call(srv_request_t *r, api_error_t *err) {
     if (!(rt->methods & r->method))
         return SRV_FAIL(err, API_ERR_METHOD_NOT_ALLOWED, "%s does not take %s (allowed: %s)", rt->pattern,
                         r->method_name, srv_route_allow(rt->methods));
-    if (rt->auth && !authorized(r))
+    if (rt->auth == 2 && !r->s->cfg.admin_key[0]) /* the repository routes are off */
+        return SRV_FAIL(err, API_ERR_NOT_FOUND, "no route %s %s (the repository routes need --admin-key)",
+                        r->method_name, rt->pattern);
+    if (rt->auth == 2 && !admin_authorized(r))
+        return SRV_FAIL(err, API_ERR_UNAUTHORIZED, "missing or wrong admin key (Authorization: Bearer KEY)");
+    if (rt->auth == 1 && !authorized(r))
         return SRV_FAIL(err, API_ERR_UNAUTHORIZED, "missing or wrong API key (Authorization: Bearer KEY)");
     r->final = handlers[rt->id];
     if (!rt->body) return SRV_CONTINUE;
@@ -241,6 +274,13 @@ static enum MHD_Result on_new(srv_t *s, struct MHD_Connection *conn, const char 
     copy_cut(r->path, sizeof r->path, url);
     api_request_init(&r->req);
     r->route = srv_route_match(url, r->model_name, sizeof r->model_name);
+    r->set = srv_models_get(s);
+    srv_request_id_take(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id"), r->request_id);
+    const char *tp = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "traceparent");
+    if (tp && srv_traceparent_parse(tp, strlen(tp), &r->trace) == 0) {
+        r->traced = 1;
+        srv_traceparent_format(&r->trace, r->traceparent);
+    }
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     r->sock = ci ? ci->socket_context : NULL;
     if (first_call(r, &r->deferred) == SRV_FAILED) {
@@ -271,7 +311,7 @@ enum MHD_Result srv_http_on_request(void *cls, struct MHD_Connection *conn, cons
         if (r->sock) atomic_store(&r->sock->busy, 1); /* whole: no deadline while we answer */
         if (!r->final) return finish(r, SRV_FAILED, &r->deferred);
         return run(r, r->final);
-    case REQ_DONE: return run(r, srv_infer_answer);
+    case REQ_DONE: return run(r, r->resumed ? r->resumed : srv_infer_answer);
     case REQ_ANSWERED:
         *upload_size = 0; /* a body after an early answer: MHD drops it with the connection */
         return MHD_YES;
@@ -306,10 +346,16 @@ void srv_http_on_completed(void *cls, struct MHD_Connection *conn, void **req_cl
                           r->job.batch_max,
                           ran ? (double)(r->job.t_start_ns - r->job.t_submit_ns) / 1e6 : -1,
                           ran ? (double)(r->job.t_end_ns - r->job.t_start_ns) / 1e6 : -1,
-                          r->model ? r->model->name : NULL};
+                          r->model ? r->model->name : NULL,
+                          r->model ? r->model->version : NULL,
+                          r->request_id,
+                          r->traced ? &r->trace : NULL,
+                          r->key_name[0] ? r->key_name : NULL};
         srv_log_access(&a);
     }
     srv_infer_release(r);
+    srv_modelset_unref(s, r->set); /* r->model pointed into it */
+    free(r->reload);
     free(r->body);
     free(r);
     atomic_fetch_sub(&s->inflight, 1);

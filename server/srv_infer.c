@@ -152,11 +152,9 @@ srv_outcome_t srv_h_sentiment(srv_request_t *r, api_error_t *err) {
     srv_outcome_t o = srv_require_ready(r, err);
     if (o == SRV_CONTINUE) o = parse_body(r, API_REQ_SENTIMENT, err);
     if (o != SRV_CONTINUE) return o;
-    r->model = &r->s->models[0];
+    r->model = r->set->models[0];
     if (r->req.model) {
-        r->model = NULL;
-        for (size_t i = 0; i < r->s->n_models && !r->model; i++)
-            if (strcmp(r->s->models[i].name, r->req.model) == 0) r->model = &r->s->models[i];
+        r->model = srv_modelset_find(r->set, r->req.model);
         if (!r->model) {
             char q[64];
             snprintf(q, sizeof q, "%.60s", r->req.model);
@@ -182,13 +180,13 @@ srv_outcome_t srv_infer_answer(srv_request_t *r, api_error_t *err) {
     size_t len;
     char *body;
     if (r->req.kind == API_REQ_KSERVE_INFER) {
-        body = api_kserve_infer_body(&r->req, c, r->probs, r->n, &len);
+        body = api_kserve_infer_body(&r->req, c, r->model->version, r->probs, r->n, &len);
     } else {
         api_result_t one, *res = r->n == 1 ? &one : calloc(r->n, sizeof *res);
         if (!res) return SRV_FAIL(err, API_ERR_OUT_OF_MEMORY, "out of memory while encoding the response");
         for (size_t i = 0; i < r->n; i++)
             res[i] = (api_result_t){c, &r->seqs[i], r->items[i].probs, r->req.gates, r->items[i].gates,
-                                    r->items[i].trajectory};
+                                    r->items[i].trajectory, r->model->version};
         body = api_sentiment_body(res, r->n, r->req.single, &len);
         if (res != &one) free(res);
     }

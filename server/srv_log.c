@@ -83,16 +83,31 @@ void srv_log(int level, const char *fmt, ...) {
 
 void srv_log_access(const srv_access_t *a) {
     if (!srv_log_enabled(CFG_LOG_INFO)) return;
-    char out[1024];
+    char out[2048];
     size_t k = line_start(out, sizeof out, "info");
     append(out, sizeof out, &k, ",\"msg\":\"access\",\"method\":\"");
     escape(out, sizeof out, &k, a->method, strlen(a->method));
     append(out, sizeof out, &k, "\",\"path\":\"");
     escape(out, sizeof out, &k, a->path, strlen(a->path));
     append(out, sizeof out, &k, "\",\"status\":%d,\"latency_ms\":%.3f", a->status, a->latency_ms);
+    if (a->request_id) { /* srv_trace.c: safe characters only, but escaped all the same */
+        append(out, sizeof out, &k, ",\"request_id\":\"");
+        escape(out, sizeof out, &k, a->request_id, strlen(a->request_id));
+        append(out, sizeof out, &k, "\"");
+    }
+    if (a->trace)
+        append(out, sizeof out, &k, ",\"trace_id\":\"%s\",\"span_id\":\"%s\",\"parent_id\":\"%s\"", a->trace->trace_id,
+               a->trace->span_id, a->trace->parent_id);
+    if (a->key) {
+        append(out, sizeof out, &k, ",\"key\":\"");
+        escape(out, sizeof out, &k, a->key, strlen(a->key));
+        append(out, sizeof out, &k, "\"");
+    }
     if (a->texts) {
         append(out, sizeof out, &k, ",\"model\":\"");
         escape(out, sizeof out, &k, a->model ? a->model : "", a->model ? strlen(a->model) : 0);
+        if (a->model_version && a->model_version[0])
+            append(out, sizeof out, &k, "\",\"model_version\":\"%s", a->model_version);
         append(out, sizeof out, &k, "\",\"texts\":%zu,\"tokens\":%zu,\"batch\":%zu", a->texts,
                               a->tokens, a->batch);
         if (a->queue_ms >= 0)

@@ -14,7 +14,10 @@
  */
 #include "srv.h"
 
-static void on_sweep(uv_timer_t *t) { srv_conn_sweep(t->data); }
+static void on_sweep(uv_timer_t *t) {
+    srv_conn_sweep(t->data);
+    srv_models_collect(t->data); /* models whose last request ended */
+}
 
 void srv_loop_close(srv_t *s) {
     if (s->closing) return;
@@ -23,6 +26,7 @@ void srv_loop_close(srv_t *s) {
     uv_close((uv_handle_t *)&s->sig_int, NULL);
     uv_close((uv_handle_t *)&s->drain_timer, NULL);
     uv_close((uv_handle_t *)&s->sweep_timer, NULL);
+    srv_reload_close(s); /* waits for a running reload */
     if (s->bq) bq_close(s->bq);
 }
 

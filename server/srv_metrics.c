@@ -13,7 +13,7 @@
 
 
 /* The status codes with their own series; index SRV_METRICS_STATUSES - 1 is "other". */
-static const int statuses[SRV_METRICS_STATUSES - 1] = {200, 204, 400, 401, 404, 405, 413,
+static const int statuses[SRV_METRICS_STATUSES - 1] = {200, 204, 400, 401, 404, 405, 409, 413,
                                                        415, 422, 429, 500, 503, 504};
 
 static const double latency_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
@@ -27,6 +27,7 @@ static void hist_init(srv_hist_t *h, const double *bounds, size_t n) {
 
 void srv_metrics_init(srv_metrics_t *m) {
     memset(m, 0, sizeof *m);
+    atomic_flag_clear(&m->names_lock);
     for (int r = 0; r < SRV_ROUTE__COUNT; r++)
         hist_init(&m->latency[r], latency_bounds, sizeof latency_bounds / sizeof *latency_bounds);
     hist_init(&m->queue_wait, latency_bounds, sizeof latency_bounds / sizeof *latency_bounds);
@@ -68,6 +69,42 @@ void srv_metrics_batch(srv_metrics_t *m, size_t model, size_t texts, size_t toke
 
 void srv_metrics_wait(srv_metrics_t *m, double seconds) { srv_hist_observe(&m->queue_wait, seconds); }
 
+/* The slot of name in names[0, *n) (cap slots), added when new; -1 when full. Writers take the
+ * spin lock (slots are handed out at startup and reloads only); renders read *n (acquire) and
+ * then only the names before it, which never change again. */
+static int name_slot(srv_metrics_t *m, char (*names)[SRV_METRICS_NAME_MAX], atomic_size_t *n, size_t cap,
+                     const char *name) {
+    char esc[SRV_METRICS_NAME_MAX];
+    srv_metrics_label_escape(esc, sizeof esc, name);
+    while (atomic_flag_test_and_set_explicit(&m->names_lock, memory_order_acquire)) {
+    }
+    size_t k = atomic_load_explicit(n, memory_order_relaxed), i = 0;
+    while (i < k && strcmp(names[i], esc) != 0) i++;
+    int slot = -1;
+    if (i < k) {
+        slot = (int)i;
+    } else if (k < cap) {
+        memcpy(names[k], esc, sizeof esc);
+        atomic_store_explicit(n, k + 1, memory_order_release);
+        slot = (int)k;
+    }
+    atomic_flag_clear_explicit(&m->names_lock, memory_order_release);
+    return slot;
+}
+
+int srv_metrics_model_slot(srv_metrics_t *m, const char *name) {
+    return name_slot(m, m->model_names, &m->n_model_names, SRV_METRICS_MAX_MODELS, name);
+}
+
+int srv_metrics_key_slot(srv_metrics_t *m, const char *name) {
+    return name_slot(m, m->key_names, &m->n_key_names, SRV_METRICS_MAX_KEYS, name);
+}
+
+void srv_metrics_key_request(srv_metrics_t *m, int slot) {
+    if (slot >= 0 && slot < SRV_METRICS_MAX_KEYS)
+        atomic_fetch_add_explicit(&m->key_requests[slot], 1, memory_order_relaxed);
+}
+
 void srv_metrics_label_escape(char *out, size_t cap, const char *s) {
     size_t k = 0;
     for (; *s && k + 3 < cap; s++) {
@@ -78,7 +115,7 @@ void srv_metrics_label_escape(char *out, size_t cap, const char *s) {
     out[k] = 0;
 }
 
-void srv_metrics_model_info(char *out, size_t cap, const gru_config_t *c, int is_default) {
+void srv_metrics_model_info(char *out, size_t cap, const gru_config_t *c, const char *version, int is_default) {
     char labels[GRU_MAX_LABELS * (GRU_MAX_LABEL_LEN + 1)] = "", esc[sizeof labels * 2];
     for (int k = 0; k < c->num_labels; k++) {
         strcat(labels, k ? "|" : "");
@@ -87,9 +124,10 @@ void srv_metrics_model_info(char *out, size_t cap, const gru_config_t *c, int is
     srv_metrics_label_escape(esc, sizeof esc, labels);
     snprintf(out, cap,
              "tokenizer=\"%s\",hidden_size=\"%d\",num_layers=\"%d\",bidirectional=\"%s\",num_parameters=\"%zu\","
-             "labels=\"%.120s\",default=\"%s\"",
+             "labels=\"%.120s\",default=\"%s\",version=\"%.16s\"",
              c->tokenizer.kind == TOK_KIND_CHAR ? "char" : "word", c->hidden_size, c->num_layers,
-             c->bidirectional ? "true" : "false", c->num_params, esc, is_default ? "true" : "false");
+             c->bidirectional ? "true" : "false", c->num_params, esc, is_default ? "true" : "false",
+             version ? version : "");
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -187,18 +225,27 @@ char *srv_metrics_render(srv_metrics_t *m, const srv_metrics_gauges_t *g, size_t
     hist_render(&b, "gru_batch_size", "", &m->batch_size);
 
     sb_printf(&b, "# HELP gru_texts_total Texts classified.\n# TYPE gru_texts_total counter\n");
-    for (size_t i = 0; i < g->n_models; i++)
-        sb_printf(&b, "gru_texts_total{model=\"%s\"} %llu\n", g->model_names[i],
+    const size_t n_names = atomic_load_explicit(&m->n_model_names, memory_order_acquire);
+    for (size_t i = 0; i < n_names; i++)
+        sb_printf(&b, "gru_texts_total{model=\"%s\"} %llu\n", m->model_names[i],
                   (unsigned long long)atomic_load_explicit(&m->texts[i], memory_order_relaxed));
     sb_printf(&b, "# HELP gru_tokens_total Tokens run through the GRU.\n# TYPE gru_tokens_total counter\n");
-    for (size_t i = 0; i < g->n_models; i++)
-        sb_printf(&b, "gru_tokens_total{model=\"%s\"} %llu\n", g->model_names[i],
+    for (size_t i = 0; i < n_names; i++)
+        sb_printf(&b, "gru_tokens_total{model=\"%s\"} %llu\n", m->model_names[i],
                   (unsigned long long)atomic_load_explicit(&m->tokens[i], memory_order_relaxed));
     sb_printf(&b, "# HELP gru_batches_total Batched forward passes.\n# TYPE gru_batches_total counter\n");
-    for (size_t i = 0; i < g->n_models; i++)
-        sb_printf(&b, "gru_batches_total{model=\"%s\"} %llu\n", g->model_names[i],
+    for (size_t i = 0; i < n_names; i++)
+        sb_printf(&b, "gru_batches_total{model=\"%s\"} %llu\n", m->model_names[i],
                   (unsigned long long)atomic_load_explicit(&m->batches[i], memory_order_relaxed));
-    sb_printf(&b, "# HELP gru_model_info A loaded model.\n# TYPE gru_model_info gauge\n");
+    const size_t n_keys = atomic_load_explicit(&m->n_key_names, memory_order_acquire);
+    if (n_keys) {
+        sb_printf(&b, "# HELP gru_api_key_requests_total Requests authorized, by the name of the API key "
+                      "(--api-key-file; \"api-key\" for --api-key).\n# TYPE gru_api_key_requests_total counter\n");
+        for (size_t i = 0; i < n_keys; i++)
+            sb_printf(&b, "gru_api_key_requests_total{key=\"%s\"} %llu\n", m->key_names[i],
+                      (unsigned long long)atomic_load_explicit(&m->key_requests[i], memory_order_relaxed));
+    }
+    sb_printf(&b, "# HELP gru_model_info A loaded model (version: its content hash).\n# TYPE gru_model_info gauge\n");
     for (size_t i = 0; i < g->n_models; i++)
         sb_printf(&b, "gru_model_info{model=\"%s\",%s} 1\n", g->model_names[i], g->model_info[i]);
 

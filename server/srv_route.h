@@ -28,7 +28,7 @@ typedef struct {
     srv_route_id_t id;
     const char *pattern; /* also the "route" label of the metrics; "other" for SRV_ROUTE_OTHER */
     unsigned methods;    /* SRV_M_* bits */
-    int auth;            /* needs the API key (when one is set) */
+    int auth;            /* 1: needs the API key (when one is set); 2: the admin key (--admin-key) */
     int body;            /* takes a JSON body */
 } srv_route_t;
 

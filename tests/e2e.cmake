@@ -37,3 +37,8 @@ gru_add_e2e_test(e2e_parity test_parity.py 2 1)
 # Concurrency scenarios: give them the machine.
 gru_add_e2e_test(e2e_batching test_batching.py 2 2)
 gru_add_e2e_test(e2e_drain test_drain.py 2 2)
+# Operations (issue 13): request ids, trace context and versions; API key files; hot reload
+# (SIGHUP and the repository routes) under a bounded concurrent load.
+gru_add_e2e_test(e2e_trace test_trace.py 2 1)
+gru_add_e2e_test(e2e_keys test_keys.py 2 1)
+gru_add_e2e_test(e2e_reload test_reload.py 2 2)

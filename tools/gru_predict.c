@@ -90,7 +90,7 @@ static int run_batch(gru_ctx_t *ctx, const gru_model_t *m, item_t *items, size_t
             failed++;
         } else {
             gru_output_t *o = &out[map[i]];
-            api_result_t r = {c, &it->seq, o->probs, mode, o->gates, o->trajectory};
+            api_result_t r = {c, &it->seq, o->probs, mode, o->gates, o->trajectory, gru_model_version(m)};
             j = api_result_to_json(&r);
         }
         if (!j || json_dumpf(j, stdout, API_DUMP_FLAGS) < 0) {

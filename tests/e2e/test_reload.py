@@ -51,8 +51,9 @@ class Load:
     """Client threads, each on its own keep-alive connection, sending /v1/sentiment for a
     random model of `models` (a list that the test may extend) until stopped."""
 
-    def __init__(self, srv, models, threads=4):
+    def __init__(self, srv, models, threads=4, headers=None):
         self.srv, self.models, self.n = srv, models, threads
+        self.headers = dict(headers or {}, **{"Content-Type": "application/json"})
         self.stop = threading.Event()
         self.lock = threading.Lock()
         self.answers = []   # (thread, t_sent, t_done, model, status, version or error code)
@@ -68,7 +69,7 @@ class Load:
             body = json.dumps({"text": rng.choice(TEXTS), "model": model, "gates": "none"})
             t0 = time.monotonic()
             try:
-                conn.request("POST", "/v1/sentiment", body=body, headers={"Content-Type": "application/json"})
+                conn.request("POST", "/v1/sentiment", body=body, headers=self.headers)
                 r = conn.getresponse()
                 doc = json.loads(r.read() or b"null")
             except (OSError, http.client.HTTPException) as e:
@@ -228,7 +229,7 @@ class Reload(unittest.TestCase):
             self.assertEqual(status, 200, doc)
             self.assertEqual(sorted((m["name"], m["version"], m["state"]) for m in doc),
                              sorted((n, v, "READY") for n, v in self.v0.items()))
-            with Load(srv, ["alpha", "beta"], threads=3) as load:
+            with Load(srv, ["alpha", "beta"], threads=3, headers=user) as load:
                 time.sleep(0.5)
                 # Unload gamma: gone from the served models; the repository still lists it.
                 status, _, doc = srv.json("POST", "/v2/repository/models/gamma/unload", headers=auth)

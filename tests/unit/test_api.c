@@ -250,7 +250,8 @@ static void test_api_error_table(void **state) {
         [API_ERR_EMPTY_TEXT] = 422, [API_ERR_EMPTY_LIST] = 422, [API_ERR_TOO_MANY_TEXTS] = 422,
         [API_ERR_TEXT_TOO_LONG] = 422, [API_ERR_INVALID_UTF8] = 422, [API_ERR_QUEUE_FULL] = 429,
         [API_ERR_INTERNAL] = 500, [API_ERR_NOT_READY] = 503, [API_ERR_DRAINING] = 503,
-        [API_ERR_OUT_OF_MEMORY] = 503, [API_ERR_TIMEOUT] = 504,
+        [API_ERR_OUT_OF_MEMORY] = 503, [API_ERR_TIMEOUT] = 504, [API_ERR_MODEL_LOAD_FAILED] = 400,
+        [API_ERR_LAST_MODEL] = 409,
     };
     for (int k = 0; k < API_ERR__COUNT; k++) {
         assert_int_equal(api_status_from_err((api_err_t)k), want[k]);
@@ -317,7 +318,7 @@ static void test_api_kserve_body(void **state) {
     assert_int_equal(parse(&r, API_REQ_KSERVE_INFER, body, sizeof body - 1), API_ERR_NONE);
     const float probs[6] = {0.1f, 0.7f, 0.2f, 0.5f, 0.2f, 0.3f};
     size_t n;
-    char *b = api_kserve_infer_body(&r, &c, probs, 2, &n);
+    char *b = api_kserve_infer_body(&r, &c, NULL, probs, 2, &n);
     assert_string_equal(b, "{\"model_name\":\"m\",\"model_version\":\"1\",\"outputs\":[{\"name\":\"label\",\"datatype\":"
                            "\"BYTES\",\"shape\":[2],\"data\":[\"neu\",\"neg\"]}],\"id\":\"q\"}");
     free(b);
@@ -327,7 +328,7 @@ static void test_api_kserve_body(void **state) {
 static void test_api_models_body(void **state) {
     (void)state;
     gru_config_t c = test_config();
-    api_model_info_t m = {&c, 1, 0.874, NAN};
+    api_model_info_t m = {&c, 1, 0.874, NAN, "00112233aabbccdd"};
     size_t n;
     char *b = api_models_body(&m, 1, &n);
     json_t *j = json_loads(b, 0, NULL);
@@ -338,10 +339,12 @@ static void test_api_models_body(void **state) {
     assert_true(json_is_null(json_object_get(m0, "macro_f1")));
     assert_int_equal(json_integer_value(json_object_get(m0, "num_parameters")), 99);
     assert_int_equal(json_array_size(json_object_get(m0, "labels")), 3);
+    assert_string_equal(json_string_value(json_object_get(m0, "version")), "00112233aabbccdd");
     json_decref(j);
     free(b);
     b = api_kserve_model_body(&m, &n);
     j = json_loads(b, 0, NULL);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(j, "versions"), 0)), "00112233aabbccdd");
     assert_int_equal(json_integer_value(json_array_get(
                          json_object_get(json_array_get(json_object_get(j, "outputs"), 1), "shape"), 1)),
                      3);
@@ -394,7 +397,7 @@ static void test_api_alloc_failures(void **state) {
         char *b = NULL;
         if (rc == 0) {
             alloc_budget = n;
-            b = api_kserve_infer_body(&r, &c, probs, 2, &len);
+            b = api_kserve_infer_body(&r, &c, NULL, probs, 2, &len);
             alloc_budget = -1;
             if (b) {
                 ok++;
@@ -406,7 +409,7 @@ static void test_api_alloc_failures(void **state) {
         free(b);
         api_request_deinit(&r);
         alloc_budget = n;
-        api_model_info_t m = {&c, 1, 0.5, 0.5};
+        api_model_info_t m = {&c, 1, 0.5, 0.5, "00112233aabbccdd"};
         b = api_models_body(&m, 1, &len);
         alloc_budget = -1;
         if (b) { /* complete, or nothing */
@@ -623,7 +626,8 @@ static void test_api_write_result(void **state) {
         for (int k = 0; k < c.num_labels; k++) sum += probs[k] = (float)(rng() % 1000000) / 1e6f + 1e-7f;
         for (int k = 0; k < c.num_labels; k++) probs[k] /= sum;
         for (size_t i = 0; i < seq.n * (size_t)c.num_labels; i++) traj[i] = (float)(rng() % 1000) / 1000.0f;
-        api_result_t r = {&c, &seq, probs, mode, mode ? buf : NULL, rng() % 2 ? traj : NULL};
+        api_result_t r = {&c, &seq, probs, mode, mode ? buf : NULL, rng() % 2 ? traj : NULL,
+                          rng() % 2 ? "00112233aabbccdd" : NULL};
         json_t *j = api_result_to_json(&r);
         char *want = json_dumps(j, API_DUMP_FLAGS);
         json_decref(j);
