@@ -190,6 +190,9 @@ static srv_outcome_t first_call(srv_request_t *r, api_error_t *err) {
         snprintf(q, sizeof q, "%.60s", r->path);
         return SRV_FAIL(err, API_ERR_NOT_FOUND, "no route %s %s (GET /openapi.json lists them)", r->method_name, q);
     }
+    if (rt->auth == 2 && !r->s->cfg.admin_key[0]) /* the repository routes are off: no such route */
+        return SRV_FAIL(err, API_ERR_NOT_FOUND, "no route %s %s (the repository routes need --admin-key)",
+                        r->method_name, rt->pattern);
     if (r->method == SRV_M_OPTIONS) {
         r->final = srv_h_preflight;
         return SRV_CONTINUE;
@@ -197,9 +200,6 @@ static srv_outcome_t first_call(srv_request_t *r, api_error_t *err) {
     if (!(rt->methods & r->method))
         return SRV_FAIL(err, API_ERR_METHOD_NOT_ALLOWED, "%s does not take %s (allowed: %s)", rt->pattern,
                         r->method_name, srv_route_allow(rt->methods));
-    if (rt->auth == 2 && !r->s->cfg.admin_key[0]) /* the repository routes are off */
-        return SRV_FAIL(err, API_ERR_NOT_FOUND, "no route %s %s (the repository routes need --admin-key)",
-                        r->method_name, rt->pattern);
     if (rt->auth == 2 && !admin_authorized(r))
         return SRV_FAIL(err, API_ERR_UNAUTHORIZED, "missing or wrong admin key (Authorization: Bearer KEY)");
     if (rt->auth == 1 && !authorized(r))

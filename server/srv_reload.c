@@ -36,6 +36,7 @@ struct srv_reload {
     int thread_exited;           /* it took the last request and is about to return */
     int closed;
     uv_thread_t thread;
+    uv_signal_t sig_hup;         /* loop */
 };
 
 /* ------------------------------------------------------------------------------------------ */
@@ -313,8 +314,6 @@ static void on_hup(uv_signal_t *h, int signum) {
     srv_reload_request(s, req);
 }
 
-static uv_signal_t sig_hup;
-
 int srv_reload_init(srv_t *s) {
     struct srv_reload *r = calloc(1, sizeof *r);
     if (!r || uv_mutex_init(&r->lock) < 0) {
@@ -325,9 +324,9 @@ int srv_reload_init(srv_t *s) {
     s->reload = r;
     if (uv_async_init(&s->loop, &r->async, on_async) < 0) return -1;
     r->async.data = s;
-    uv_signal_init(&s->loop, &sig_hup);
-    sig_hup.data = s;
-    uv_signal_start(&sig_hup, on_hup, SIGHUP);
+    uv_signal_init(&s->loop, &r->sig_hup);
+    r->sig_hup.data = s;
+    uv_signal_start(&r->sig_hup, on_hup, SIGHUP);
     return 0;
 }
 
@@ -353,7 +352,7 @@ void srv_reload_close(srv_t *s) {
     finish(reversed(done));
     finish(never);
     uv_close((uv_handle_t *)&r->async, NULL);
-    uv_close((uv_handle_t *)&sig_hup, NULL);
+    uv_close((uv_handle_t *)&r->sig_hup, NULL);
 }
 
 void srv_reload_free(srv_t *s) {

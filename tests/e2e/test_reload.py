@@ -133,7 +133,7 @@ class Reload(unittest.TestCase):
         return [json.loads(l) for l in srv.log if l.startswith("{") and "reload" in l]
 
     def test_sighup_under_load(self):
-        srv = Server(models=self.dir, workers=2).start()
+        srv = Server(models=self.dir, workers=2, log_level="debug").start()
         try:
             models = ["alpha", "beta", "gamma"]
             with Load(srv, models) as load:
@@ -196,6 +196,15 @@ class Reload(unittest.TestCase):
             self.assertGreater(sum(1 for a in answers if a[3] == "delta"), 0)
             msgs = " | ".join(l["msg"] for l in self.reload_logs(srv))
             self.assertRegex(msgs, r"beta.*model\.safetensors", msgs)
+            # The replaced and the removed model leave memory once their last request has ended
+            # (the loop frees them at its next sweep, every 500 ms).
+            for name, v in (("alpha", self.v0["alpha"]), ("gamma", self.v0["gamma"])):
+                want = "model %s version %s freed" % (name, v)
+                deadline = time.time() + 5
+                while time.time() < deadline and not any(want in l for l in srv.log):
+                    time.sleep(0.02)
+                self.assertTrue(any(want in l for l in srv.log), want)
+            self.assertFalse(any("model beta version %s freed" % self.v0["beta"] in l for l in srv.log))
             # Nothing changed: a second SIGHUP keeps every model (same versions, no load).
             srv.proc.send_signal(signal.SIGHUP)
             deadline = time.time() + 10
@@ -218,8 +227,10 @@ class Reload(unittest.TestCase):
         auth = {"Authorization": "Bearer " + key}
         with Server(models=self.dir, workers=1) as plain:
             # No --admin-key: the routes do not exist.
-            status, h, body = plain.request("POST", "/v2/repository/index", b"", auth)
-            assert_error(self, status, h, body, 404, "not_found")
+            for method, path in (("POST", "/v2/repository/index"), ("GET", "/v2/repository/index"),
+                                 ("POST", "/v2/repository/models/alpha/load")):
+                status, h, body = plain.request(method, path, b"" if method == "POST" else None, auth)
+                assert_error(self, status, h, body, 404, "not_found")
         srv = Server(models=self.dir, workers=1, admin_key=key, api_key="user-key").start()
         try:
             user = {"Authorization": "Bearer user-key"}
