@@ -80,6 +80,7 @@ typedef struct srv_model {
     char metric_info[640];     /* labels of gru_model_info, but default="..." (per set) */
     char metric_name[SRV_METRICS_NAME_MAX]; /* name as a label value */
     double load_ms;            /* how long loading, checking and warming took */
+    uint64_t stamp[3][4];      /* device, inode, size, mtime (ns) of its 3 files before loading */
     struct srv_model *next_dead; /* in the graveyard */
 } srv_model_t;
 
@@ -260,6 +261,9 @@ void srv_repo_free(srv_repo_entry_t *e, size_t n);
  * serving path). Returns 0 and a new model (one reference) in *out, or a negative errno with
  * the reason (naming the file) in err. */
 int srv_model_build(srv_t *s, const srv_repo_entry_t *e, srv_model_t **out, char *err, size_t errlen);
+/* 1 when the files of m's directory are, by device, inode, size and modification time, the ones
+ * it was loaded from (a reload then keeps m without reading them). */
+int srv_model_unchanged(const srv_model_t *m, const srv_repo_entry_t *e);
 srv_model_t *srv_model_ref(srv_model_t *m);      /* any thread; NULL ok */
 void srv_model_unref(srv_t *s, srv_model_t *m);  /* any thread; the last one: to the graveyard */
 /* Frees the models in the graveyard. The loop thread, or main after the loop has ended. */

@@ -121,6 +121,28 @@ static void model_free(srv_model_t *m) {
     free(m);
 }
 
+/* The stamps of dir's three files (zeros for a file that cannot be read). */
+static void stamps(const char *dir, uint64_t out[3][4]) {
+    static const char *const files[] = {"config.json", "vocab.txt", "model.safetensors"};
+    for (int i = 0; i < 3; i++) {
+        char path[4096];
+        struct stat st;
+        snprintf(path, sizeof path, "%s/%s", dir, files[i]);
+        if (stat(path, &st) < 0) memset(&st, 0, sizeof st);
+        out[i][0] = (uint64_t)st.st_dev;
+        out[i][1] = (uint64_t)st.st_ino;
+        out[i][2] = (uint64_t)st.st_size;
+        out[i][3] = (uint64_t)st.st_mtim.tv_sec * 1000000000u + (uint64_t)st.st_mtim.tv_nsec;
+    }
+}
+
+int srv_model_unchanged(const srv_model_t *m, const srv_repo_entry_t *e) {
+    uint64_t now[3][4];
+    if (strcmp(m->dir, e->dir) != 0) return 0;
+    stamps(e->dir, now);
+    return memcmp(now, m->stamp, sizeof now) == 0;
+}
+
 int srv_model_build(srv_t *s, const srv_repo_entry_t *e, srv_model_t **out, char *err, size_t errlen) {
     *out = NULL;
     uint64_t t0 = srv_now_ns();
@@ -132,6 +154,7 @@ int srv_model_build(srv_t *s, const srv_repo_entry_t *e, srv_model_t **out, char
     }
     atomic_init(&m->refs, 1);
     memcpy(m->name, e->name, sizeof m->name);
+    stamps(m->dir, m->stamp); /* before reading: a file replaced meanwhile is seen as changed next time */
     const gru_load_options_t opt = {.proj_table_max_mb = s->cfg.proj_table_max_mb, .packed = 1};
     int rc = gru_model_load(&m->model, m->dir, &opt, err, errlen);
     if (rc < 0) goto fail;

@@ -12,7 +12,9 @@
  * Off the serving path: loading, checking (the loader validates everything; the warm-up batch
  * must give finite probabilities) and warming (each worker context runs one batch) happen on
  * the reload thread; the loop, the HTTP threads and the workers never wait for it. A model that
- * did not change (same directory, same version) is kept as it is, not reloaded; a model that
+ * did not change (same directory; each file the same inode, size and modification time: nothing
+ * is read) is kept as it is; a changed one is loaded again (its version may come out the same,
+ * e.g. after a copy of the same bytes; it then serves on, the same version); a model that
  * fails to load leaves the old one serving, with the reason logged; the set never becomes empty,
  * so /readyz never drops. Requests queued or running keep the set they started with (srv_models.c),
  * and a replaced model's memory goes when its last request ends.
@@ -56,11 +58,6 @@ static int publish(srv_t *s, srv_model_t *const *models, size_t n, api_error_t *
     return 0;
 }
 
-/* The current version of dir, or "" with the reason in why. */
-static void dir_version(const char *dir, char out[GRU_VERSION_HEX + 1], char *why, size_t cap) {
-    if (gru_model_dir_version(dir, out, why, cap) < 0) out[0] = 0;
-}
-
 /* SIGHUP: the whole repository. Every model is kept, loaded or dropped; the outcome is logged. */
 static void reload_all(srv_t *s, srv_reload_req_t *req) {
     uint64_t t0 = srv_now_ns();
@@ -80,14 +77,12 @@ static void reload_all(srv_t *s, srv_reload_req_t *req) {
     char loaded[1024] = "", kept[1024] = "", failed[1024] = "", removed[1024] = "";
     for (size_t i = 0; i < n_repo; i++) {
         srv_model_t *old = srv_modelset_find(cur, repo[i].name), *m = NULL;
-        char version[GRU_VERSION_HEX + 1];
-        dir_version(repo[i].dir, version, err, sizeof err);
-        if (old && version[0] && !strcmp(old->version, version) && !strcmp(old->dir, repo[i].dir)) {
+        if (old && srv_model_unchanged(old, &repo[i])) {
             next[n++] = srv_model_ref(old);
             list_add(kept, sizeof kept, old->name);
             continue;
         }
-        if (version[0] && srv_model_build(s, &repo[i], &m, err, sizeof err) == 0) {
+        if (srv_model_build(s, &repo[i], &m, err, sizeof err) == 0) {
             srv_log(CFG_LOG_INFO, "reload: model %s version %s%s%s", m->name, m->version,
                     old ? " replaces " : " added", old ? old->version : "");
             next[n++] = m;
@@ -138,13 +133,11 @@ static void reload_one(srv_t *s, srv_reload_req_t *req) {
         api_error_set(&req->err, API_ERR_MODEL_NOT_FOUND, "no model called \"%.100s\" in the repository", req->name);
         goto out;
     }
-    char version[GRU_VERSION_HEX + 1];
-    dir_version(repo[at].dir, version, err, sizeof err);
-    if (old && version[0] && !strcmp(old->version, version) && !strcmp(old->dir, repo[at].dir)) {
+    if (old && srv_model_unchanged(old, &repo[at])) {
         memcpy(req->version, old->version, sizeof req->version); /* already served as it is */
         goto out;
     }
-    if (!version[0] || srv_model_build(s, &repo[at], &m, err, sizeof err) < 0) {
+    if (srv_model_build(s, &repo[at], &m, err, sizeof err) < 0) {
         srv_log(CFG_LOG_ERROR, "load: cannot load model %s: %s%s%s", req->name, err,
                 old ? "; still serving version " : "", old ? old->version : "");
         api_error_set(&req->err, API_ERR_MODEL_LOAD_FAILED, "cannot load model %.100s: %.300s", req->name, err);
