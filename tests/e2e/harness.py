@@ -45,6 +45,19 @@ def tiny_models():
         return _tiny_dir
 
 
+def model_version(model_dir):
+    """A model directory's version as model/sha256.h defines it, computed here independently:
+    the first 16 hex digits of SHA-256 over each file's name, NUL, u64 LE length and bytes."""
+    import hashlib
+    import struct
+    h = hashlib.sha256()
+    for f in ("config.json", "vocab.txt", "model.safetensors"):
+        with open(os.path.join(model_dir, f), "rb") as fh:
+            b = fh.read()
+        h.update(f.encode() + b"\0" + struct.pack("<Q", len(b)) + b)
+    return h.hexdigest()[:16]
+
+
 def shipped_models():
     """The directories of the shipped models (each with config.json), or []."""
     if not os.path.isdir(GRU_MODELS):

@@ -8,14 +8,12 @@ is gone), /readyz 200 throughout, every model's answers switch from the old vers
 one exactly once per client, the broken model keeps serving its old version, and the reload is
 logged with the reason of the failure. Prints the request figures and the reload time.
 """
-import hashlib
 import http.client
 import json
 import os
 import random
 import shutil
 import signal
-import struct
 import sys
 import tempfile
 import threading
@@ -23,18 +21,11 @@ import time
 import unittest
 
 import tiny_model
-from harness import Server, assert_error, main
+from harness import Server, assert_error, main, model_version
 
 TEXTS = ["good", "the food was cold but the staff were lovely", "bad movie", "not good at all", "loved it"]
 
 
-def dir_version(d):
-    h = hashlib.sha256()
-    for f in ("config.json", "vocab.txt", "model.safetensors"):
-        with open(os.path.join(d, f), "rb") as fh:
-            b = fh.read()
-        h.update(f.encode() + b"\0" + struct.pack("<Q", len(b)) + b)
-    return h.hexdigest()[:16]
 
 
 def replace_model(path, **kw):
@@ -124,7 +115,7 @@ class Reload(unittest.TestCase):
         tiny_model.write(os.path.join(self.dir, "alpha"), "word", hidden=24, seed=1)
         tiny_model.write(os.path.join(self.dir, "beta"), "word", hidden=16, seed=2)
         tiny_model.write(os.path.join(self.dir, "gamma"), "char", hidden=16, seed=3)
-        self.v0 = {n: dir_version(os.path.join(self.dir, n)) for n in ("alpha", "beta", "gamma")}
+        self.v0 = {n: model_version(os.path.join(self.dir, n)) for n in ("alpha", "beta", "gamma")}
 
     def tearDown(self):
         shutil.rmtree(self.dir, ignore_errors=True)
@@ -148,8 +139,8 @@ class Reload(unittest.TestCase):
                 with open(st + ".tmp", "wb") as f:
                     f.write(data[: len(data) // 2])
                 os.replace(st + ".tmp", st)
-                v_alpha = dir_version(os.path.join(self.dir, "alpha"))
-                v_delta = dir_version(os.path.join(self.dir, "delta"))
+                v_alpha = model_version(os.path.join(self.dir, "alpha"))
+                v_delta = model_version(os.path.join(self.dir, "delta"))
                 self.assertNotEqual(v_alpha, self.v0["alpha"])
                 t_hup = time.monotonic()
                 srv.proc.send_signal(signal.SIGHUP)
@@ -254,7 +245,7 @@ class Reload(unittest.TestCase):
                 status, _, doc = srv.json("POST", "/v2/repository/models/gamma/load", headers=auth)
                 self.assertEqual((status, doc["state"], doc["model_version"]), (200, "READY", self.v0["gamma"]))
                 replace_model(os.path.join(self.dir, "alpha"), kind="word", hidden=24, seed=21)
-                v_alpha = dir_version(os.path.join(self.dir, "alpha"))
+                v_alpha = model_version(os.path.join(self.dir, "alpha"))
                 status, _, doc = srv.json("POST", "/v2/repository/models/alpha/load", headers=auth)
                 self.assertEqual((status, doc["model_version"]), (200, v_alpha), doc)
                 with open(os.path.join(self.dir, "beta", "config.json"), "w") as f:

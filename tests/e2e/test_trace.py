@@ -1,27 +1,15 @@
 """test_trace.py - request IDs (X-Request-Id), W3C trace context (traceparent) and model versions:
 echoed in the headers, written in the access log, and the version in every answer."""
-import hashlib
 import json
 import os
 import re
-import struct
 import time
 import unittest
 
-from harness import Server, assert_error, main, tiny_models
+from harness import Server, main, model_version, tiny_models
 
 TRACEPARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 HEX32 = re.compile(r"^[0-9a-f]{32}$")
-
-
-def dir_version(d):
-    """A model directory's version as model/sha256.h defines it, computed independently."""
-    h = hashlib.sha256()
-    for f in ("config.json", "vocab.txt", "model.safetensors"):
-        with open(os.path.join(d, f), "rb") as fh:
-            b = fh.read()
-        h.update(f.encode() + b"\0" + struct.pack("<Q", len(b)) + b)
-    return h.hexdigest()[:16]
 
 
 def access_line(srv, request_id, timeout=5.0):
@@ -42,7 +30,7 @@ class Trace(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.srv = Server(models=tiny_models()).start()
-        cls.versions = {n: dir_version(os.path.join(tiny_models(), n)) for n in ("tiny-en", "tiny-zh")}
+        cls.versions = {n: model_version(os.path.join(tiny_models(), n)) for n in ("tiny-en", "tiny-zh")}
 
     @classmethod
     def tearDownClass(cls):
