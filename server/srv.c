@@ -2,7 +2,7 @@
  * the startup sequence, teardown. The files of server/ and their jobs: srv.h.
  *
  * DESIGN
- * Three kinds of threads, each with one job (STYLE.md section 7):
+ * Four kinds of threads, each with one job (STYLE.md section 7):
  *   - HTTP threads (libmicrohttpd, `--http-threads` epoll threads; srv_http.c, srv_infer.c):
  *     read the body, parse it (api_), tokenize (tok_encode), allocate the request's result
  *     buffers, reserve room in the batch queue, suspend the connection, submit; later, when
@@ -14,8 +14,13 @@
  *     handlers that drive shutdown.
  *   - Workers (the libuv pool, UV_THREADPOOL_SIZE = `--workers`, OpenBLAS at 1 thread each):
  *     gru_forward_batch over a batch's own arrays, writing into the result buffers lent by
- *     the requests. Each worker slot owns one gru_ctx_t per model (scratch sized at startup by
- *     a warm-up batch); weights are read-only and shared.
+ *     the requests. Each model has one gru_ctx_t per worker slot (scratch sized by a warm-up
+ *     batch when the model is loaded); weights are read-only and shared.
+ *   - The reload thread (srv_reload.c), only while a SIGHUP or a repository load/unload is being
+ *     handled: loads, checks and warms models off the serving path, then publishes the next
+ *     model set. A request keeps the set it found at its first call (a reference, dropped in
+ *     NOTIFY_COMPLETED), so it finishes on the models it started with; a model without
+ *     references is freed by the loop thread (srv_models.c).
  *
  * Ownership of a request (srv_request_t) changes hands at exactly four points:
  *   1. bq_submit: the HTTP thread, having suspended the connection, pushes the job; the loop
@@ -27,9 +32,10 @@
  *      the request is freed in MHD's NOTIFY_COMPLETED callback, its only free path.
  * A connection is suspended before its job is submitted, and resumed exactly once, by done.
  *
- * Startup: parse the settings; listen (so /healthz answers at once); load every model, read
- * its model card, build the static bodies; create the queue and warm every worker context;
- * then /readyz turns 200. Well under a second with the shipped models.
+ * Startup: parse the settings; read --api-key-file; listen (so /healthz answers at once); load
+ * every model (its version, its model card, its worker contexts warmed), publish the first model
+ * set; create the queue, which warms the pool's threads; then /readyz turns 200. Well under a
+ * second with the shipped models. SIGHUP waits for that (it is blocked until then).
  *
  * Shutdown (SIGTERM or SIGINT, on the loop thread, srv_loop.c): /readyz turns 503 and the listening
  * socket stops accepting; requests already received - queued, running, or arriving on open

@@ -11,6 +11,8 @@
  * --drain-timeout-ms: then queued texts fail with 503, running batches finish, and answers get
  * SRV_GRACE_MS to go out. Finally every handle is closed (srv_loop_close), the queue included,
  * and uv_run returns to main. A second signal skips the wait.
+ * The sweep timer also frees the models that lost their last reference (srv_models_collect);
+ * SIGHUP has its own handle in srv_reload.c.
  */
 #include "srv.h"
 
