@@ -14,6 +14,7 @@ Suppressions: gru-serve.supp next to this file (see the reasons there).
 import os
 import re
 import shutil
+import signal
 import socket
 import struct
 import sys
@@ -25,6 +26,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "e2e"))
 from harness import Server, tiny_models  # noqa: E402
 
 KEY = "valgrind-key"
+ADMIN = "valgrind-admin"
 AUTH = {"Authorization": "Bearer " + KEY}
 ERROR_EXIT = 97
 
@@ -37,7 +39,7 @@ def main():
     log_dir = tempfile.mkdtemp(prefix="gru-valgrind-")
     log = os.path.join(log_dir, "memcheck.%p.log")
     srv = Server(models=tiny_models(), api_key=KEY, cors_origin="https://example.org", workers=2, max_queue=16,
-                 body_max_bytes=65536, env={"OPENBLAS_NUM_THREADS": "1"})
+                 body_max_bytes=65536, admin_key=ADMIN, env={"OPENBLAS_NUM_THREADS": "1"})
     srv.args = [valgrind, "--tool=memcheck", "--leak-check=full", "--show-leak-kinds=definite,possible",
                 "--errors-for-leak-kinds=definite", "--error-exitcode=%d" % ERROR_EXIT, "--num-callers=30",
                 "--suppressions=" + os.path.join(HERE, "gru-serve.supp"), "--log-file=" + log] + srv.args
@@ -95,7 +97,24 @@ def main():
                       b"\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n" % (len(body), body))
             reply = s.recv(200)
             checks.append(("POST", "/v1/sentiment (chunked)", 200, int(reply.split()[1]) if reply else 0))
-        time.sleep(0.5)
+        # Trace context, the repository routes and a SIGHUP reload (issue 13): the reload thread,
+        # the model sets and the freeing of a model whose last request ended.
+        expect(200, "POST", "/v1/sentiment", {"text": "good"},
+               {"traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "X-Request-Id": "vg-1"})
+        admin = {"Authorization": "Bearer " + ADMIN}
+        expect(200, "POST", "/v2/repository/index", b"", admin)
+        expect(200, "POST", "/v2/repository/models/tiny-zh/unload", b"", admin)
+        expect(404, "POST", "/v1/sentiment", {"text": "好", "model": "tiny-zh"})
+        expect(200, "POST", "/v2/repository/models/tiny-zh/load", b"", admin)
+        expect(200, "POST", "/v1/sentiment", {"text": "好", "model": "tiny-zh"})
+        n_log = len(srv.log)
+        srv.proc.send_signal(signal.SIGHUP)
+        deadline = time.time() + 120
+        while time.time() < deadline and not any("reload done" in l for l in srv.log[n_log:]):
+            time.sleep(0.05)
+        checks.append(("SIGHUP", "reload done", 1, int(any("reload done" in l for l in srv.log[n_log:]))))
+        expect(200, "POST", "/v1/sentiment", {"text": "good"})
+        time.sleep(0.7)  # the sweep frees the tiny-zh that was unloaded
     finally:
         t1 = time.time()
         rc = srv.stop(timeout=180)
