@@ -19,8 +19,9 @@ run_pkgs="build-essential cmake pkg-config libopenblas-dev libjansson-dev libmic
 # clang + libclang-rt-14-dev: make fuzz (libFuzzer); chromium + a CJK font: the browser test.
 test_pkgs="$run_pkgs libcmocka-dev python3 python3-numpy python3-yaml curl valgrind clang libclang-rt-14-dev chromium fonts-noto-cjk"
 # podman and its helpers (tests/deploy/container_test.sh, tests/deploy/kube_test.sh,
-# tests/fresh/fresh_test.sh), which also use curl and python3.
-container_pkgs="podman buildah debootstrap fuse-overlayfs slirp4netns uidmap runc curl python3"
+# tests/fresh/fresh_test.sh), which also use curl and python3; catatonit: the pause process of
+# the pods podman kube play makes.
+container_pkgs="podman buildah catatonit debootstrap fuse-overlayfs slirp4netns uidmap runc curl python3"
 # tools/train.py and tools/gen_reference.py (PyTorch; call /usr/bin/python3), bench/ (wrk).
 train_pkgs="python3 python3-numpy python3-torch wrk"
 

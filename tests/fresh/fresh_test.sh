@@ -131,7 +131,7 @@ say "$(installed) packages installed"
 
 # --- 2. make run --------------------------------------------------------------------------------
 phase "make run: install, build, serve until /readyz is 200"
-pm exec -d "$NAME" bash -c 'cd /root/gru-sentiment && { make run >/root/make-run.log 2>&1; echo $? >/root/make-run.rc; }'
+pm exec -d "$NAME" bash -c 'cd /root/gru-sentiment && { make run >/root/make-run.log 2>&1; echo $? >/root/make-run.rc; }' >/dev/null
 URL=http://127.0.0.1:8080
 run_log() { pm exec "$NAME" tail -n "$1" /root/make-run.log 2>/dev/null | sed 's/^/  | /'; }
 run_rc() { pm exec "$NAME" cat /root/make-run.rc 2>/dev/null || true; }
