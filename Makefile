@@ -1,6 +1,6 @@
 # Makefile - the newcomer's entry points; the build itself is CMake.
 #   make run     install what is missing, build, serve the shipped models on 127.0.0.1:8080
-#   make test    install what is missing, build, run every test (ctest)
+#   make test    install what is missing, build, run every test (ctest) but the fresh-system one
 #   make asan    the unit and end-to-end tests under AddressSanitizer + UndefinedBehaviorSanitizer
 #   make fuzz    each libFuzzer harness for FUZZ_SECONDS (clang)
 #   make fresh   README's two commands in a clean Debian 12 container (ctest -L fresh; root, podman)

@@ -23,25 +23,10 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
-CACHE=${GRU_CI_CACHE:-/var/tmp/gru-ci}
-MAX_MB=${GRU_IMAGE_MAX_MB:-150}
-KEEP=0
-BASE_ONLY=0
-while [ $# -gt 0 ]; do
-    case $1 in
-        --repo) REPO=$(cd "$2" && pwd); shift 2 ;;
-        --keep) KEEP=1; shift ;;
-        --base-only) BASE_ONLY=1; shift ;;
-        *) echo "usage: $0 [--repo DIR] [--keep] | --base-only" >&2; exit 2 ;;
-    esac
-done
-
-T0=$(date +%s)
-say() { printf '[container_test %4ds] %s\n' "$(($(date +%s) - T0))" "$*"; }
-die() { say "FAIL: $*"; exit 1; }
-skip() { echo "SKIP: $*"; exit 77; }
-
+GRU_TEST=container_test
 source "$HERE/podman_lib.sh"
+pm_args "[--repo DIR] [--keep] | --base-only" "$@"
+MAX_MB=${GRU_IMAGE_MAX_MB:-150}
 pm_require
 
 # --- The base image: debootstrap once, cache the tarball ---------------------------------------
@@ -136,18 +121,7 @@ pm_private run
 
 NAME=gru-ci-$$
 IMAGE=localhost/gru-serve:ci-$$
-cleanup() {
-    local rc=$?
-    if [ "$KEEP" = 1 ]; then
-        say "kept: container $NAME, image $IMAGE; storage $WORK (CONTAINERS_CONF=$CONTAINERS_CONF CONTAINERS_STORAGE_CONF=$CONTAINERS_STORAGE_CONF podman --tmpdir $WORK/tmp ...)"
-        exit $rc
-    fi
-    pm_cleanup
-    say "removed the container, the images and $WORK (kept $BASE_TAR)"
-    exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+pm_on_exit
 
 say "import $BASE_TAR as $BASE_IMAGE"
 pm_base

@@ -20,41 +20,16 @@ set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
-CACHE=${GRU_CI_CACHE:-/var/tmp/gru-ci}
-KEEP=0
-while [ $# -gt 0 ]; do
-    case $1 in
-        --repo) REPO=$(cd "$2" && pwd); shift 2 ;;
-        --keep) KEEP=1; shift ;;
-        *) echo "usage: $0 [--repo DIR] [--keep]" >&2; exit 2 ;;
-    esac
-done
-
-T0=$(date +%s)
-say() { printf '[kube_test %4ds] %s\n' "$(($(date +%s) - T0))" "$*"; }
-die() { say "FAIL: $*"; exit 1; }
-skip() { echo "SKIP: $*"; exit 77; }
-
+GRU_TEST=kube_test
 source "$HERE/podman_lib.sh"
+pm_args "[--repo DIR] [--keep]" "$@"
 pm_require
 python3 -c 'import yaml' 2>/dev/null || skip "PyYAML is not installed (tools/install-deps.sh test installs python3-yaml)"
 MANIFEST=$REPO/deploy/k8s/deployment.yaml
 [ -r "$MANIFEST" ] || die "no $MANIFEST"
 
 pm_private kube
-cleanup() {
-    local rc=$?
-    if [ "$KEEP" = 1 ]; then
-        say "kept: storage $WORK (CONTAINERS_CONF=$CONTAINERS_CONF CONTAINERS_STORAGE_CONF=$CONTAINERS_STORAGE_CONF podman --tmpdir $WORK/tmp ...)"
-        exit $rc
-    fi
-    pm kube down "$WORK/play.yaml" >/dev/null 2>&1 || true
-    pm_cleanup
-    say "removed the pod, the images and $WORK (kept $BASE_TAR)"
-    exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+pm_on_exit
 
 # The manifest as played: the Deployment unchanged but for replicas: 1 (one pod is enough to
 # run the spec, and podman 4.3 plays one pod per Deployment anyway), and the facts to check.

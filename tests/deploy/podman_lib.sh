@@ -1,10 +1,33 @@
 # tests/deploy/podman_lib.sh - sourced by the podman tests (tests/deploy/container_test.sh,
 # tests/deploy/kube_test.sh, tests/fresh/fresh_test.sh): a private podman (this folder's
 # containers.conf, storage in a fresh folder under the cache, removed at the end), the cached
-# Debian 12 base, the image build. The caller defines say, die and skip, and sets CACHE.
+# Debian 12 base, the image build, the common options and messages. The caller sets GRU_TEST
+# (its name in messages) and REPO (the default checkout) before sourcing it.
 # shellcheck shell=bash
 
 GRU_DEPLOY_TESTS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+CACHE=${GRU_CI_CACHE:-/var/tmp/gru-ci}
+T0=$(date +%s)
+say() { printf '[%s %4ds] %s\n' "$GRU_TEST" "$(($(date +%s) - T0))" "$*"; }
+die() { say "FAIL: $*"; exit 1; }
+skip() { echo "SKIP: $*"; exit 77; }
+
+# pm_args USAGE ARGS...: --repo DIR (REPO), --keep (KEEP=1: leave the storage for a look), and
+# --base-only (BASE_ONLY=1) when USAGE offers it.
+pm_usage() { echo "usage: $0 $1" >&2; exit 2; }
+pm_args() {
+    local usage=$1
+    shift
+    KEEP=0 BASE_ONLY=0
+    while [ $# -gt 0 ]; do
+        case $1 in
+            --repo) REPO=$(cd "$2" && pwd); shift 2 ;;
+            --keep) KEEP=1; shift ;;
+            --base-only) [[ $usage == *--base-only* ]] || pm_usage "$usage"; BASE_ONLY=1; shift ;;
+            *) pm_usage "$usage" ;;
+        esac
+    done
+}
 BASE_TAR=$CACHE/debian-bookworm-slim.tar
 BASE_IMAGE=localhost/debian:bookworm-slim
 
@@ -34,6 +57,24 @@ EOF
     export CONTAINERS_STORAGE_CONF=$WORK/storage.conf
 }
 pm() { podman --tmpdir "$WORK/tmp" "$@"; }
+
+# pm_on_exit: at exit, run the caller's on_exit_hook (when defined), then remove all of $WORK
+# (or, with --keep, say how to look at it); INT and TERM exit 130 through it.
+pm_on_exit() {
+    trap pm_exit EXIT
+    trap 'exit 130' INT TERM
+}
+pm_exit() {
+    local rc=$?
+    if declare -F on_exit_hook >/dev/null; then on_exit_hook || true; fi
+    if [ "$KEEP" = 1 ]; then
+        say "kept: storage $WORK (CONTAINERS_CONF=$CONTAINERS_CONF CONTAINERS_STORAGE_CONF=$CONTAINERS_STORAGE_CONF podman --tmpdir $WORK/tmp ...)"
+        exit $rc
+    fi
+    pm_cleanup
+    say "removed its containers, images and $WORK (kept $BASE_TAR)"
+    exit $rc
+}
 
 # pm_cleanup: every container and image of this storage, then the storage itself.
 pm_cleanup() {

@@ -12,38 +12,29 @@
 #      POST /v1/sentiment checked for a label of the model, then SIGTERM to gru-serve: `make run`
 #      must exit 0 (the server drained);
 #   3. `make test`: it must pass, and no test may skip but those labelled container, browser or
-#      fresh (no podman and no browser session inside; they run on the host).
+#      fresh (no podman and no browser session inside; they run on the host);
+#   4. `make fuzz` for a few seconds per fuzzer (README's next paragraph; CI's clang toolchain).
 # So a package missing from tools/install-deps.sh fails it. Each phase prints its time.
 #
 # Needs root and podman (tools/install-deps.sh container); exits 77 (skipped) without them.
 # The container reaches the Debian mirror of this machine's apt configuration (the base's
 # sources) and, for the browser test's `npm ci`, npm's registry, through slirp4netns: the
-# server's 127.0.0.1:8080 stays inside the container. 15-25 minutes on 2 cores.
+# server's 127.0.0.1:8080 stays inside the container. About 8 minutes on 2 cores, most of it
+# make test's package installs and build.
 #
 # usage: tests/fresh/fresh_test.sh [--repo DIR] [--keep]
 # env:   GRU_CI_CACHE        cache folder of the base tarball (default /var/tmp/gru-ci)
 #        GRU_FRESH_TIMEOUT_S longest any one phase may take (default 2400)
+#        GRU_FRESH_FUZZ_SECONDS  then `make fuzz` with this many seconds per fuzzer (default 5; 0: not)
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
-CACHE=${GRU_CI_CACHE:-/var/tmp/gru-ci}
-PHASE_MAX=${GRU_FRESH_TIMEOUT_S:-2400}
-KEEP=0
-while [ $# -gt 0 ]; do
-    case $1 in
-        --repo) REPO=$(cd "$2" && pwd); shift 2 ;;
-        --keep) KEEP=1; shift ;;
-        *) echo "usage: $0 [--repo DIR] [--keep]" >&2; exit 2 ;;
-    esac
-done
-
-T0=$(date +%s)
-say() { printf '[fresh_test %4ds] %s\n' "$(($(date +%s) - T0))" "$*"; }
-die() { say "FAIL: $*"; exit 1; }
-skip() { echo "SKIP: $*"; exit 77; }
-
+GRU_TEST=fresh_test
 source "$REPO/tests/deploy/podman_lib.sh"
+pm_args "[--repo DIR] [--keep]" "$@"
+PHASE_MAX=${GRU_FRESH_TIMEOUT_S:-2400}
+FUZZ_S=${GRU_FRESH_FUZZ_SECONDS:-5}
 pm_require
 git -C "$REPO" rev-parse --verify -q HEAD >/dev/null || skip "$REPO is not a git checkout (the test copies HEAD)"
 
@@ -83,19 +74,8 @@ say "README.md: prerequisites '$PREREQ', then 'make run', then 'make test'"
 phase "base: Debian 12 minbase tarball, import"
 pm_private fresh
 NAME=gru-fresh-$$
-cleanup() {
-    local rc=$?
-    [ -n "$P_NAME" ] && report
-    if [ "$KEEP" = 1 ]; then
-        say "kept: container $NAME; storage $WORK (CONTAINERS_CONF=$CONTAINERS_CONF CONTAINERS_STORAGE_CONF=$CONTAINERS_STORAGE_CONF podman --tmpdir $WORK/tmp ...)"
-        exit $rc
-    fi
-    pm_cleanup
-    say "removed the container and $WORK (kept $BASE_TAR)"
-    exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+on_exit_hook() { [ -z "$P_NAME" ] || report; }
+pm_on_exit
 pm_base
 
 phase "checkout: git archive HEAD"
@@ -208,4 +188,13 @@ while read -r num t_name; do
     die "$t_name skipped in the fresh system: something it needs is not installed by make test"
 done <<<"$skipped"
 say "make test passed; skipped, as allowed: $(awk '{print $2}' <<<"$skipped" | paste -sd ' ')"
+# --- 4. make fuzz (README's next paragraph): the clang toolchain of the test group ----------------
+if [ "$FUZZ_S" != 0 ]; then
+    phase "make fuzz FUZZ_SECONDS=$FUZZ_S: clang build, each fuzzer"
+    if ! in_c "make fuzz FUZZ_SECONDS=$FUZZ_S" >"$WORK/make-fuzz.log" 2>&1; then
+        tail -n 40 "$WORK/make-fuzz.log"
+        die "make fuzz failed"
+    fi
+    grep 'tests passed' "$WORK/make-fuzz.log" | sed 's/^/  | /'
+fi
 say "PASS: $(installed) packages installed in the end"
