@@ -162,6 +162,14 @@ run_log 2
 [ "$(run_rc)" = 0 ] || die "make run exited $(run_rc) after SIGTERM, want 0"
 pm exec "$NAME" grep -q draining /root/make-run.log || die "no 'draining' line in make run's output"
 say "SIGTERM: make run exited 0"
+# make run installs no test packages, and CMake said why the tests are off.
+pm exec "$NAME" grep -h 'Tests are off' /root/make-run.log | sed 's/^/  | /' ||
+    die "make run's CMake did not say 'Tests are off' (did it install the test packages?)"
+in_c "tools/install-deps.sh --list run" >"$WORK/run-pkgs"
+# (explicitly installed, i.e. marked manual; a dependency of a run package may be one too)
+extra=$(in_c "tools/install-deps.sh --list test" | tr ' ' '\n' | grep -vxF -f <(tr ' ' '\n' <"$WORK/run-pkgs") |
+        grep -xF -f <(pm exec "$NAME" apt-mark showmanual) || true)
+[ -z "$extra" ] || die "make run installed test packages: $extra"
 
 # --- 3. make test -------------------------------------------------------------------------------
 phase "make test: install, build, ctest"
