@@ -180,6 +180,7 @@ if ! timeout "$PHASE_MAX" podman --tmpdir "$WORK/tmp" exec "$NAME" bash -c 'cd /
     tail -n 60 "$WORK/make-test.log"
     die "make test failed"
 fi
+grep -E '^make: warning|^npm (ERR|error)' "$WORK/make-test.log" | head -n 8 | sed 's/^/  | /' || true
 sed -n '/tests passed/,$p' "$WORK/make-test.log" | sed 's/^/  | /'
 # Skips are allowed only for the labels that cannot run in here (and, when this machine has no
 # ../shared/data to mount, for the tests that say they skip for want of it).
