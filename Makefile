@@ -52,9 +52,10 @@ fuzz: test-deps
 	cmake --build $(BUILD)-fuzz -j$(JOBS)
 	cd $(BUILD)-fuzz && ctest --output-on-failure -L fuzz $(CTEST_ARGS)
 
+# -V: the fresh test's phases and their times in the log, passed or not.
 fresh: test-deps container-deps
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGRU_TESTS=ON
-	cd $(BUILD) && ctest --output-on-failure -L fresh $(CTEST_ARGS)
+	cd $(BUILD) && ctest -V -L fresh $(CTEST_ARGS)
 
 clean:
 	rm -rf $(BUILD) $(BUILD)-asan $(BUILD)-fuzz
