@@ -86,12 +86,20 @@ git -C "$REPO" archive --format=tar --prefix=gru-sentiment/ HEAD >"$WORK/src.tar
 say "HEAD $rev: $(tar -tf "$WORK/src.tar" | grep -vc '/$') files"
 
 SHARED_DATA=$(cd "$REPO/.." && pwd)/shared/data
-mounts=()
+mounts=() test_env=() have_data=0
 if [ -d "$SHARED_DATA" ]; then
-    mounts=(-v "$SHARED_DATA:/root/shared/data:ro")
+    mounts+=(-v "$SHARED_DATA:/root/shared/data:ro")
+    have_data=1
     say "mounting $SHARED_DATA read-only at /root/shared/data (the data tests run)"
 else
     say "no $SHARED_DATA: the tests that need it will skip"
+fi
+# A machine whose TLS goes through a proxy with its own CA tells node so (NODE_EXTRA_CA_CERTS);
+# make test's npm ci in the container gets the same, as it gets this machine's Debian mirror.
+if [ -n "${NODE_EXTRA_CA_CERTS:-}" ] && [ -r "$NODE_EXTRA_CA_CERTS" ]; then
+    mounts+=(-v "$NODE_EXTRA_CA_CERTS:/run/host-extra-ca.pem:ro")
+    test_env=(-e NODE_EXTRA_CA_CERTS=/run/host-extra-ca.pem)
+    say "passing this machine's NODE_EXTRA_CA_CERTS to make test (npm ci)"
 fi
 pm run -d --name "$NAME" --hostname fresh --network=slirp4netns "${mounts[@]}" \
     "$BASE_IMAGE" sleep infinity >/dev/null
@@ -173,7 +181,7 @@ extra=$(in_c "tools/install-deps.sh --list test" | tr ' ' '\n' | grep -vxF -f <(
 
 # --- 3. make test -------------------------------------------------------------------------------
 phase "make test: install, build, ctest"
-if ! timeout "$PHASE_MAX" podman --tmpdir "$WORK/tmp" exec "$NAME" bash -c 'cd /root/gru-sentiment && make test' \
+if ! timeout "$PHASE_MAX" podman --tmpdir "$WORK/tmp" exec "${test_env[@]}" "$NAME" bash -c 'cd /root/gru-sentiment && make test' \
     >"$WORK/make-test.log" 2>&1; then
     # ctest --output-on-failure: the failures' output, then the summary.
     grep -n 'Failed\|\*\*\*\|Error\|error:' "$WORK/make-test.log" | head -n 40
@@ -193,7 +201,7 @@ fi
 while read -r num t_name; do
     [ -n "$t_name" ] || continue
     grep -qx "$t_name" <<<"$may_skip" && continue
-    [ ${#mounts[@]} = 0 ] && grep -q "^$num: SKIP.*shared/data" "$WORK/skips.txt" && continue
+    [ $have_data = 0 ] && grep -q "^$num: SKIP.*shared/data" "$WORK/skips.txt" && continue
     die "$t_name skipped in the fresh system: something it needs is not installed by make test"
 done <<<"$skipped"
 say "make test passed; skipped, as allowed: $(awk '{print $2}' <<<"$skipped" | paste -sd ' ')"
