@@ -16,7 +16,9 @@
  *   closest to it among the next 4 * max_batch, so a batch holds similar lengths.
  * Batches run with uv_queue_work on the libuv pool (UV_THREADPOOL_SIZE = workers). There are
  * exactly `workers` batch slots, each with its own gru_ctx_t per model and its own input and
- * output arrays, so a worker never allocates, and a ctx is never shared.
+ * output arrays, so a ctx is never shared. A slot's arrays are sized for max_batch at bq_new;
+ * its ctx's scratch memory is sized by the warm-up batch and grows (gru_forward_batch
+ * allocates, on the worker) only when a batch is larger than any before it, then stays.
  *
  * Deadlines: every text must start within timeout_ms of its job's submission; one timer per
  * queue watches the oldest pending texts. A job with a text past its deadline fails with

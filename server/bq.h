@@ -8,7 +8,7 @@
  * thread, with job->status set. Between those two points the submitter must not touch the job,
  * its items or their buffers.
  *
- * Threads: bq_reserve, bq_unreserve, bq_submit and bq_depth may be called from any thread.
+ * Threads: bq_reserve, bq_unreserve, bq_submit and bq_stats may be called from any thread.
  * Everything else, and every callback, runs on the loop thread. Workers run only
  * gru_forward_batch() on a batch's own arrays and the lent result buffers.
  *
