@@ -59,6 +59,7 @@
 #define BQ_CLOSED ((size_t)1 << (sizeof(size_t) * 8 - 1))
 #define BQ_MODES 3 /* none, summary, full */
 #define BQ_SCAN_FACTOR 4
+#define BQ_SHARE_MIN 4 /* texts for a second concurrent batch (the matrix kernel's row block) */
 
 #define BQ_ASSERT_LOOP_THREAD(q) SRV_ASSERT_THREAD((q)->loop_thread)
 
@@ -292,6 +293,10 @@ static bq_batch_t *schedule(bq_queue_t *q, bq_batch_t *self, int *wake_loop) {
                 (!l || q->pending[i].head->_job->t_submit_ns < l->head->_job->t_submit_ns))
                 l = &q->pending[i];
         if (!l) break;
+        /* While a batch runs, another worker starts only with a row block's worth of texts:
+         * fewer wait for the running batch's worker, which takes them (with what arrives
+         * meanwhile) as soon as it is done - batches of 1-3 would each stream all of W_hh. */
+        if (q->busy > 0 && l->count < BQ_SHARE_MIN && l->tokens < q->opt.max_batch_tokens) break;
         if (q->delay_us > 0 && l->count < q->opt.max_batch && l->tokens < q->opt.max_batch_tokens) {
             uint64_t due = l->head->_job->t_submit_ns + q->delay_us * 1000u, now = srv_now_ns();
             if (now < due) {
