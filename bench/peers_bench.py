@@ -20,12 +20,12 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
+
+from bench_util import cpu_seconds, free_port, rss_kib, wait_http
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PEERS = os.path.normpath(os.path.join(ROOT, "..", "shared", "peers"))
@@ -51,45 +51,6 @@ end
 '''
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def wait_http(url, seconds=60):
-    end = time.time() + seconds
-    while time.time() < end:
-        try:
-            with urllib.request.urlopen(url, timeout=1) as r:
-                if r.status == 200:
-                    return True
-        except Exception:
-            time.sleep(0.1)
-    return False
-
-
-def rss_kib(pid):
-    """Resident set of pid and its descendants (uvicorn forks workers), KiB."""
-    total = 0
-    pids = [pid]
-    try:
-        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], stdout=subprocess.PIPE, text=True).stdout
-        pids += [int(p) for p in out.split()]
-    except Exception:
-        pass
-    for p in pids:
-        try:
-            with open("/proc/%d/status" % p) as f:
-                m = re.search(r"VmRSS:\s+(\d+)", f.read())
-                total += int(m.group(1)) if m else 0
-        except OSError:
-            pass
-    return total
-
-
 def body(server, batch, gates):
     if server == "gru-serve":
         d = {"texts": BATCH} if batch else {"text": SENTENCE}
@@ -99,25 +60,6 @@ def body(server, batch, gates):
         if gates:
             d["gates"] = True
     return json.dumps(d)
-
-
-def cpu_seconds(pid):
-    """User + system CPU seconds of pid and its descendants so far."""
-    pids = [pid]
-    try:
-        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], stdout=subprocess.PIPE, text=True).stdout
-        pids += [int(p) for p in out.split()]
-    except Exception:
-        pass
-    total = 0
-    for p in pids:
-        try:
-            with open("/proc/%d/stat" % p) as f:
-                fields = f.read().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])  # utime, stime (clock ticks)
-        except (OSError, IndexError, ValueError):
-            pass
-    return total / os.sysconf("SC_CLK_TCK")
 
 
 def run_wrk(url, lua_path, conns, duration):
