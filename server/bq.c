@@ -14,7 +14,10 @@
  *   default) - under load, texts pile up while the workers are busy, so batches grow by
  *   themselves exactly when batching pays;
  * - when more is pending than fits, the oldest text is taken, then the texts whose lengths are
- *   closest to it among the next 4 * max_batch, so a batch holds similar lengths.
+ *   closest to it among the next 4 * max_batch, so a batch holds similar lengths;
+ * - while a short batch runs (<= 1024 tokens), another worker starts only with 4 texts (the
+ *   matrix kernel's row block) pending: fewer wait for the running batch, as a batch of 1-3
+ *   texts would stream all of W_hh per step for them alone.
  * schedule() runs wherever work appears or a slot frees, without a hop through the loop:
  *   - bq_submit (an HTTP thread) with max_delay_us == 0: the texts are listed and, if a slot
  *     is idle, handed to its worker at once (one semaphore post);
@@ -60,6 +63,7 @@
 #define BQ_MODES 3 /* none, summary, full */
 #define BQ_SCAN_FACTOR 4
 #define BQ_SHARE_MIN 4 /* texts for a second concurrent batch (the matrix kernel's row block) */
+#define BQ_SHARE_WAIT_TOKENS 1024 /* ... unless the running batches are longer than this */
 
 #define BQ_ASSERT_LOOP_THREAD(q) SRV_ASSERT_THREAD((q)->loop_thread)
 
@@ -120,6 +124,7 @@ struct bq_queue {
     bq_list_t *pending;  /* (n_models * BQ_MODES) */
     bq_batch_t *batches; /* (workers) */
     int busy;
+    size_t running_tokens; /* tokens of the running batches */
     bq_cand_t *cand;     /* (BQ_SCAN_FACTOR * max_batch) */
     int deadline_armed;  /* the deadline timer runs (loop thread arms it) */
     uint64_t delay_us;   /* opt.max_delay_us, 0 after bq_flush */
@@ -293,10 +298,13 @@ static bq_batch_t *schedule(bq_queue_t *q, bq_batch_t *self, int *wake_loop) {
                 (!l || q->pending[i].head->_job->t_submit_ns < l->head->_job->t_submit_ns))
                 l = &q->pending[i];
         if (!l) break;
-        /* While a batch runs, another worker starts only with a row block's worth of texts:
-         * fewer wait for the running batch's worker, which takes them (with what arrives
-         * meanwhile) as soon as it is done - batches of 1-3 would each stream all of W_hh. */
-        if (q->busy > 0 && l->count < BQ_SHARE_MIN && l->tokens < q->opt.max_batch_tokens) break;
+        /* While a short batch runs, another worker starts only with a row block's worth of
+         * texts: fewer wait for the running batch's worker, which takes them (with what
+         * arrives meanwhile) as soon as it is done - batches of 1-3 would each stream all of
+         * W_hh. Behind long batches nothing waits. */
+        if (q->busy > 0 && l->count < BQ_SHARE_MIN && l->tokens < q->opt.max_batch_tokens &&
+            q->running_tokens <= BQ_SHARE_WAIT_TOKENS)
+            break;
         if (q->delay_us > 0 && l->count < q->opt.max_batch && l->tokens < q->opt.max_batch_tokens) {
             uint64_t due = l->head->_job->t_submit_ns + q->delay_us * 1000u, now = srv_now_ns();
             if (now < due) {
@@ -318,6 +326,7 @@ static bq_batch_t *schedule(bq_queue_t *q, bq_batch_t *self, int *wake_loop) {
         atomic_fetch_sub(&q->reserved, b->n);
         b->in_use = 1;
         q->busy++;
+        q->running_tokens += b->tokens;
         atomic_store(&q->busy_shared, q->busy);
         if (b == self) mine = b;
         else uv_sem_post(&b->go);
@@ -341,6 +350,7 @@ static void on_delay(uv_timer_t *t) {
 static void batch_finish(bq_queue_t *q, bq_batch_t *b, bq_done_list_t *d) {
     b->in_use = 0;
     q->busy--;
+    q->running_tokens -= b->tokens;
     atomic_store(&q->busy_shared, q->busy);
     for (size_t i = 0; i < b->n; i++) {
         bq_job_t *job = b->items[i]->_job;
