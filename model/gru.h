@@ -18,7 +18,8 @@
  *
  * Usage:
  *     gru_model_t *m; char err[512];
- *     if (gru_model_load(&m, "models/sst2-en", err, sizeof err) < 0) { puts(err); ... }
+ *     gru_load_options_t opt = GRU_LOAD_OPTIONS_DEFAULT;   // or NULL for the same
+ *     if (gru_model_load(&m, "models/sst2-en", &opt, err, sizeof err) < 0) { puts(err); ... }
  *     gru_ctx_t *ctx; gru_ctx_new(&ctx, m);
  *     gru_input_t in = { ids, n_ids };
  *     float probs[GRU_MAX_LABELS];
@@ -39,6 +40,9 @@
 #define GRU_MAX_LAYERS 8
 #define GRU_MAX_HIDDEN 4096
 #define GRU_MAX_LABEL_LEN 64
+/* The default budget of a model's layer-0 projection table, shared by every program (gru-serve's
+ * --proj-table-max-mb, gru-predict, gru-bench), so that all build the same engine. */
+#define GRU_PROJ_TABLE_DEFAULT_MB 32
 
 /* ---- types ---- */
 typedef enum { GRU_GATES_NONE = 0, GRU_GATES_SUMMARY = 1, GRU_GATES_FULL = 2 } gru_gates_mode_t;
@@ -59,6 +63,20 @@ typedef struct {
     tok_config_t tokenizer;
     size_t num_params;         /* total float parameters */
 } gru_config_t;
+
+/* How a model is built at load time: speed against memory, never the results beyond float
+ * rounding. The library reads no environment variable; programs fill this (see
+ * GRU_LOAD_OPTIONS_DEFAULT) and may take the values from their flags or environment. */
+typedef struct {
+    /* Layer 0's input projection is precomputed for every vocabulary entry, (V, 3H) floats per
+     * direction, when that takes at most this many MiB; 0 turns the table off (the projection
+     * is then computed per batch). */
+    int proj_table_max_mb;
+    /* 1: pack every W_hh for the AVX2+FMA kernel (model/mm.h) where the CPU and shape allow;
+     * 0: the recurrent product goes through BLAS (what a CPU without AVX2 runs). */
+    int packed;
+} gru_load_options_t;
+#define GRU_LOAD_OPTIONS_DEFAULT ((gru_load_options_t){GRU_PROJ_TABLE_DEFAULT_MB, 1})
 
 typedef struct gru_model gru_model_t; /* opaque; read-only after load */
 typedef struct gru_ctx gru_ctx_t;     /* opaque; per-thread scratch memory */
@@ -88,20 +106,19 @@ typedef struct {
 /* ---- prototypes ---- */
 
 /* Loads and validates a model directory. Nothing is returned unless everything checks: the
- * config, every tensor's dtype, shape, and byte range, and the vocabulary size.
- * Layer 0's input projection is precomputed for every vocabulary entry, (V, 3H) floats per
- * direction, when that is at most GRU_PROJ_TABLE_MAX_MB MiB (environment; default 256; 0 turns
- * the table off and the projection is computed per batch instead).
+ * config, every tensor's dtype, shape, and byte range, and the vocabulary size. opt (borrowed
+ * for the call; NULL: GRU_LOAD_OPTIONS_DEFAULT) says how the engine is built.
  * Returns 0 and a new model in *out (free with gru_model_free), or a negative errno with a
  * message in err that names the file and, where it applies, the tensor. */
-int gru_model_load(gru_model_t **out, const char *dir, char *err, size_t errlen);
+int gru_model_load(gru_model_t **out, const char *dir, const gru_load_options_t *opt, char *err, size_t errlen);
 void gru_model_free(gru_model_t *m); /* accepts NULL */
 
 /* A model with random weights (uniform in +-1/sqrt(H), as PyTorch initializes nn.GRU) for
  * benchmarks and tests. cfg supplies the shape (vocab_size, embedding_dim, hidden_size,
- * num_layers, bidirectional, num_labels); it has no vocabulary (gru_model_vocab is NULL).
+ * num_layers, bidirectional, num_labels); it has no vocabulary (gru_model_vocab is NULL). opt
+ * as for gru_model_load.
  * Returns 0 and *out, -EINVAL for a bad shape, or -ENOMEM. */
-int gru_model_new_random(gru_model_t **out, const gru_config_t *cfg, uint64_t seed);
+int gru_model_new_random(gru_model_t **out, const gru_config_t *cfg, uint64_t seed, const gru_load_options_t *opt);
 
 const gru_config_t *gru_model_config(const gru_model_t *m); /* borrowed */
 const tok_vocab_t *gru_model_vocab(const gru_model_t *m);   /* borrowed */
@@ -115,9 +132,11 @@ int gru_ctx_new(gru_ctx_t **out, const gru_model_t *m);
 void gru_ctx_free(gru_ctx_t *ctx); /* accepts NULL */
 
 /* Runs n texts through the model in one batched pass and writes out[i] for each in[i].
- * A text's results do not depend on the other texts in the batch (beyond float rounding
- * in the BLAS kernels, < 1e-6). Gates are computed only when mode is not GRU_GATES_NONE and
- * written for the texts whose out[i].gates is not NULL.
+ * A text's results do not depend on the other texts in the batch, bit for bit, wherever the
+ * packed kernel runs (x86-64 with AVX2+FMA, packed load option): every matrix product and the
+ * head sum each output in one fixed order whatever the batch size. On the BLAS path (other
+ * CPUs, or packed 0) they may differ in float rounding (< 1e-6). Gates are computed only when
+ * mode is not GRU_GATES_NONE and written for the texts whose out[i].gates is not NULL.
  * Returns 0; -EINVAL for bad arguments (ctx made for another model, id out of range: nothing
  * is written); -ENOMEM when scratch memory cannot grow. */
 int gru_forward_batch(gru_ctx_t *ctx, const gru_input_t *in, gru_output_t *out, size_t n,

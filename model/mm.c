@@ -83,8 +83,6 @@ int mm_pack(mm_packed_t **out, const float *w, int N, int K) {
     *out = NULL;
     if (!w || N <= 0 || K <= 0) return -EINVAL;
     if (N % MM_NR != 0 || !mm_cpu_ok()) return -ENOTSUP;
-    const char *env = getenv("GRU_PACKED"); /* GRU_PACKED=0: BLAS instead, for comparisons */
-    if (env && strcmp(env, "0") == 0) return -ENOTSUP;
     mm_packed_t *p = calloc(1, sizeof *p);
     if (!p) return -ENOMEM;
     size_t bytes = (size_t)N * (size_t)K * sizeof(float);

@@ -1,10 +1,11 @@
-/* bq.c - the batch queue: dynamic batching of texts from many requests on a libuv loop.
+/* bq.c - the batch queue: dynamic batching of texts from many requests onto a pool of worker
+ * threads, each with its own gru_ctx_t per model.
  *
  * DESIGN
- * Submitters (the HTTP threads) push jobs onto a lock-free stack and wake the loop with
- * uv_async_send; several sends may give one callback, so the callback takes the whole stack.
- * On the loop thread each text (item) of a job goes into the pending list of its (model, gates
- * mode) pair - texts of one batch share a model and a gates layout - in arrival order.
+ * The queue's state (the pending lists, the worker slots, the jobs' bookkeeping) is guarded by
+ * one mutex, q->lock, held only for list operations, never while a batch computes. Each text
+ * (item) of a job goes into the pending list of its (model, gates mode) pair - texts of one
+ * batch share a model and a gates layout - in arrival order.
  *
  * A batch is formed whenever a worker slot is free and something is pending (schedule()):
  * - the list whose oldest text is oldest is served first (FIFO across models);
@@ -13,51 +14,58 @@
  *   default) - under load, texts pile up while the workers are busy, so batches grow by
  *   themselves exactly when batching pays;
  * - when more is pending than fits, the oldest text is taken, then the texts whose lengths are
- *   closest to it among the next 4 * max_batch, so a batch holds similar lengths.
- * Batches run with uv_queue_work on the libuv pool (UV_THREADPOOL_SIZE = workers). There are
- * exactly `workers` batch slots, each with its own gru_ctx_t per model and its own input and
- * output arrays, so a worker never allocates, and a ctx is never shared.
+ *   closest to it among the next 4 * max_batch, so a batch holds similar lengths;
+ * - while a short batch runs (<= 1024 tokens), another worker starts only with 4 texts (the
+ *   matrix kernel's row block) pending: fewer wait for the running batch, as a batch of 1-3
+ *   texts would stream all of W_hh per step for them alone.
+ * schedule() runs wherever work appears or a slot frees, without a hop through the loop:
+ *   - bq_submit (an HTTP thread) with max_delay_us == 0: the texts are listed and, if a slot
+ *     is idle, handed to its worker at once (one semaphore post);
+ *   - a worker that finished a batch: it completes the batch's jobs and takes the next batch
+ *     itself, without sleeping, while texts are pending;
+ *   - the loop thread: submissions when max_delay_us > 0 (pushed on a lock-free stack and taken
+ *     on each uv_async wakeup, so that the delay timer sees them), the delay timer, bq_flush.
+ * The libuv loop thus runs only the timers (delay, deadlines) and shutdown; a thread that is
+ * not the loop thread asks it (uv_async_send) only when a timer must be armed.
  *
- * Deadlines: every text must start within timeout_ms of its job's submission; one timer per
- * queue watches the oldest pending texts. A job with a text past its deadline fails with
- * -ETIMEDOUT: its other pending texts are dropped (no work for a request that will get 504),
- * and texts already in a running batch finish first. done() is called when no item of the job
- * is pending or running, exactly once.
+ * Workers are `workers` threads started by bq_new, one per slot. A slot owns its contexts and
+ * its input and output arrays (sized for max_batch at bq_new), so a ctx is never shared. The
+ * contexts' scratch memory is sized by the warm-up batch and grows (gru_forward_batch
+ * allocates, on the worker) only when a batch is larger than any before it, then stays.
+ *
+ * Deadlines: every text must start within timeout_ms of its job's submission; one loop timer
+ * watches the oldest pending texts (armed by the loop, or at a worker's request when none is
+ * armed). A job with a text past its deadline fails with -ETIMEDOUT: its other pending texts are
+ * dropped (no work for a request that will get 504), and texts already in a running batch
+ * finish first. done() is called when no item of the job is pending or running, exactly once,
+ * outside the lock: on the worker that ran its last text, or on the loop thread (deadline,
+ * cancel, a failure at submission after cancel).
  *
  * Shutdown: bq_cancel sets the CLOSED bit in the same atomic word that counts reserved texts,
  * so after it no reserve can succeed; pending texts fail with -ECANCELED; running batches
  * finish. bq_idle is true when nothing is reserved, being submitted or running; only then are
- * the handles closed, so no uv_async_send can hit a closed handle.
+ * the handles closed, so no uv_async_send can hit a closed handle. bq_free stops the workers.
  *
- * Ownership of a job: submitter until bq_submit's push; loop thread from the async callback
- * on; a worker reads the items' ids and writes their buffers between uv_queue_work and the
- * after-work callback (the job itself is not touched there); the submitter again from done().
+ * Ownership of a job: submitter until bq_submit takes the lock (or pushes it on the stack);
+ * the queue from then on (a worker reads the items' ids and writes their buffers while their
+ * batch runs); the submitter again from done().
  */
 #include "bq.h"
+#include "srv_util.h"
 
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define BQ_CLOSED ((size_t)1 << (sizeof(size_t) * 8 - 1))
 #define BQ_MODES 3 /* none, summary, full */
 #define BQ_SCAN_FACTOR 4
+#define BQ_SHARE_MIN 4 /* texts for a second concurrent batch (the matrix kernel's row block) */
+#define BQ_SHARE_WAIT_TOKENS 1024 /* ... unless the running batches are longer than this */
 
-#define BQ_ASSERT(x)                                                                   \
-    do {                                                                               \
-        if (!(x)) {                                                                    \
-            fprintf(stderr, "%s:%d: assertion failed: %s\n", __FILE__, __LINE__, #x); \
-            abort();                                                                   \
-        }                                                                              \
-    } while (0)
-#define BQ_ASSERT_LOOP_THREAD(q)                                          \
-    do {                                                                  \
-        uv_thread_t self_ = uv_thread_self();                             \
-        BQ_ASSERT(uv_thread_equal(&self_, &(q)->loop_thread));            \
-    } while (0)
+#define BQ_ASSERT_LOOP_THREAD(q) SRV_ASSERT_THREAD((q)->loop_thread)
 
 /* ------------------------------------------------------------------------------------------ */
 /* Types */
@@ -67,9 +75,13 @@ typedef struct {
     size_t count, tokens;
 } bq_list_t;
 
+/* A worker slot: its thread, contexts and the batch it runs. Fields other than the thread's
+ * own are under q->lock; the batch's arrays belong to the worker between go and its finish. */
 typedef struct {
-    uv_work_t work;      /* work.data = this */
     bq_queue_t *q;
+    uv_thread_t thread;
+    int started;         /* the thread exists (joined in bq_free) */
+    uv_sem_t go;         /* posted when a batch is assigned, or to stop */
     gru_ctx_t **ctx;     /* (n_models) this slot's contexts */
     int in_use;
     size_t model;
@@ -80,7 +92,6 @@ typedef struct {
     gru_output_t *out;   /* (max_batch) */
     int rc;
     uint64_t t_start, t_end;
-    void *warm;          /* bq_new's warm-up state while it runs */
 } bq_batch_t;
 
 typedef struct {
@@ -99,28 +110,40 @@ struct bq_queue {
     int handles; /* initialized handles, for bq_close */
 
     /* Any thread. */
-    _Atomic(bq_job_t *) submitted; /* a stack, newest first */
+    _Atomic(bq_job_t *) submitted; /* a stack, newest first (max_delay_us > 0, or after cancel) */
     atomic_size_t reserved;        /* texts reserved and not yet running | BQ_CLOSED */
-    atomic_int submitting;         /* bq_submit calls between push and uv_async_send's return */
+    atomic_int submitting;         /* bq_submit calls in progress */
     atomic_int busy_shared;        /* copy of busy for bq_stats */
+    atomic_int stop;               /* bq_free: workers leave */
+    uv_sem_t started;              /* each worker posts once, after its warm-up */
+    atomic_int warm_rc;            /* the first warm-up failure, or 0 */
 
-    /* Loop thread only. */
-    bq_list_t *pending; /* (n_models * BQ_MODES) */
+    /* Under lock. */
+    uv_mutex_t lock;
+    int lock_ok;
+    bq_list_t *pending;  /* (n_models * BQ_MODES) */
     bq_batch_t *batches; /* (workers) */
     int busy;
-    bq_cand_t *cand;    /* (BQ_SCAN_FACTOR * max_batch) */
+    size_t running_tokens; /* tokens of the running batches */
+    bq_cand_t *cand;     /* (BQ_SCAN_FACTOR * max_batch) */
+    int deadline_armed;  /* the deadline timer runs (loop thread arms it) */
+    uint64_t delay_us;   /* opt.max_delay_us, 0 after bq_flush */
 };
 
-/* ------------------------------------------------------------------------------------------ */
-/* Helpers */
+/* Jobs whose done() is due once the lock is released, linked through _next. */
+typedef struct {
+    bq_job_t *head, *tail;
+} bq_done_list_t;
 
-static uint64_t now_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
+/* ------------------------------------------------------------------------------------------ */
+/* Helpers (under lock unless said otherwise) */
 
 static uint64_t ms_until(uint64_t t, uint64_t now) { return t <= now ? 0 : (t - now + 999999) / 1000000; }
+
+static int on_loop(const bq_queue_t *q) {
+    uv_thread_t self = uv_thread_self();
+    return uv_thread_equal(&self, &q->loop_thread);
+}
 
 static bq_list_t *list_of(bq_queue_t *q, const bq_job_t *job) {
     return &q->pending[job->model * BQ_MODES + (size_t)job->gates];
@@ -148,20 +171,31 @@ static void list_remove(bq_list_t *l, bq_item_t *it) {
     it->_pending = 0;
 }
 
-static void schedule(bq_queue_t *q);
+/* done() for every job of the list: without the lock. */
+static void run_done(bq_done_list_t *d) {
+    for (bq_job_t *job = d->head, *next; job; job = next) {
+        next = job->_next;
+        job->_next = NULL;
+        job->done(job);
+    }
+    d->head = d->tail = NULL;
+}
 
-/* Calls done once nothing of job is pending or running. */
-static void job_release(bq_queue_t *q, bq_job_t *job, size_t finished) {
-    BQ_ASSERT(job->_outstanding >= finished);
+/* Queues done once nothing of job is pending or running. */
+static void job_release(bq_job_t *job, size_t finished, bq_done_list_t *d) {
+    SRV_ASSERT(job->_outstanding >= finished);
     job->_outstanding -= finished;
     if (job->_outstanding == 0) {
-        job->t_end_ns = now_ns();
-        job->done(job);
+        job->t_end_ns = srv_now_ns();
+        job->_next = NULL;
+        if (d->tail) d->tail->_next = job;
+        else d->head = job;
+        d->tail = job;
     }
 }
 
 /* Fails job with status: drops its pending items; done follows when none is running. */
-static void job_fail(bq_queue_t *q, bq_job_t *job, int status) {
+static void job_fail(bq_queue_t *q, bq_job_t *job, int status, bq_done_list_t *d) {
     if (!job->status) job->status = status;
     bq_list_t *l = list_of(q, job);
     size_t dropped = 0;
@@ -172,35 +206,44 @@ static void job_fail(bq_queue_t *q, bq_job_t *job, int status) {
         }
     if (dropped) {
         atomic_fetch_sub(&q->reserved, dropped);
-        job_release(q, job, dropped);
+        job_release(job, dropped, d);
     }
 }
 
+/* Lists the items of a job (taken from the submitter). */
+static void job_list(bq_queue_t *q, bq_job_t *job) {
+    bq_list_t *l = list_of(q, job);
+    for (size_t i = 0; i < job->n_items; i++) list_push(l, &job->items[i]);
+}
+
 /* ------------------------------------------------------------------------------------------ */
-/* Timers */
+/* Timers (loop thread) */
 
 static void on_deadline(uv_timer_t *t);
 
-/* (Re)arms the deadline timer for the oldest pending text, or stops it. */
+/* (Re)arms the deadline timer for the oldest pending text, or stops it. Loop thread, locked. */
 static void arm_deadline(bq_queue_t *q) {
     uint64_t first = UINT64_MAX;
     for (size_t i = 0; i < q->n_models * BQ_MODES; i++)
         if (q->pending[i].head && q->pending[i].head->_job->_deadline_ns < first)
             first = q->pending[i].head->_job->_deadline_ns;
+    q->deadline_armed = first != UINT64_MAX;
     if (first == UINT64_MAX) uv_timer_stop(&q->deadline_timer);
-    else uv_timer_start(&q->deadline_timer, on_deadline, ms_until(first, now_ns()), 0);
+    else uv_timer_start(&q->deadline_timer, on_deadline, ms_until(first, srv_now_ns()), 0);
 }
 
 static void on_deadline(uv_timer_t *t) {
     bq_queue_t *q = t->data;
-    uint64_t now = now_ns();
+    bq_done_list_t d = {NULL, NULL};
+    uv_mutex_lock(&q->lock);
+    uint64_t now = srv_now_ns();
     for (size_t i = 0; i < q->n_models * BQ_MODES; i++)
         while (q->pending[i].head && q->pending[i].head->_job->_deadline_ns <= now)
-            job_fail(q, q->pending[i].head->_job, -ETIMEDOUT);
+            job_fail(q, q->pending[i].head->_job, -ETIMEDOUT, &d);
     arm_deadline(q);
+    uv_mutex_unlock(&q->lock);
+    run_done(&d);
 }
-
-static void on_delay(uv_timer_t *t) { schedule(t->data); }
 
 /* ------------------------------------------------------------------------------------------ */
 /* Batching */
@@ -240,38 +283,14 @@ static void batch_fill(bq_queue_t *q, bq_list_t *l, bq_batch_t *b) {
     }
 }
 
-static void work_cb(uv_work_t *w) {
-    bq_batch_t *b = w->data;
-    b->t_start = now_ns();
-    b->rc = gru_forward_batch(b->ctx[b->model], b->in, b->out, b->n, b->mode);
-    b->t_end = now_ns();
-}
+static void on_delay(uv_timer_t *t);
 
-static void after_work_cb(uv_work_t *w, int status) {
-    bq_batch_t *b = w->data;
-    bq_queue_t *q = b->q;
-    BQ_ASSERT_LOOP_THREAD(q);
-    int rc = status < 0 ? -ECANCELED : b->rc;
-    if (q->opt.on_batch)
-        q->opt.on_batch(q->opt.observer_data, b->model, b->n, b->tokens, b->t_end - b->t_start);
-    /* Release the slot first: a done() callback may not see it busy. */
-    b->in_use = 0;
-    q->busy--;
-    atomic_store(&q->busy_shared, q->busy);
-    for (size_t i = 0; i < b->n; i++) {
-        bq_job_t *job = b->items[i]->_job;
-        if (!job->t_start_ns || b->t_start < job->t_start_ns) job->t_start_ns = b->t_start;
-        if (b->n > job->batch_max) job->batch_max = b->n;
-        if (rc < 0 && !job->status) job->status = rc;
-        if (rc < 0) job_fail(q, job, rc); /* its other texts are not worth running */
-        job_release(q, job, 1);
-    }
-    schedule(q);
-}
-
-/* Starts batches while a slot is free and something is pending. */
-static void schedule(bq_queue_t *q) {
-    BQ_ASSERT_LOOP_THREAD(q);
+/* Assigns batches to free slots while something is pending. `self` is the calling worker's
+ * slot (it takes its own next batch without a semaphore post) or NULL. Returns that slot when
+ * it got a batch, else NULL. Sets *wake_loop when a timer must be armed by the loop thread. */
+static bq_batch_t *schedule(bq_queue_t *q, bq_batch_t *self, int *wake_loop) {
+    const int loop = on_loop(q);
+    bq_batch_t *mine = NULL;
     while (q->busy < q->opt.workers) {
         bq_list_t *l = NULL;
         for (size_t i = 0; i < q->n_models * BQ_MODES; i++)
@@ -279,39 +298,128 @@ static void schedule(bq_queue_t *q) {
                 (!l || q->pending[i].head->_job->t_submit_ns < l->head->_job->t_submit_ns))
                 l = &q->pending[i];
         if (!l) break;
-        if (q->opt.max_delay_us && l->count < q->opt.max_batch && l->tokens < q->opt.max_batch_tokens) {
-            uint64_t due = l->head->_job->t_submit_ns + q->opt.max_delay_us * 1000u, now = now_ns();
+        /* While a short batch runs, another worker starts only with a row block's worth of
+         * texts: fewer wait for the running batch's worker, which takes them (with what
+         * arrives meanwhile) as soon as it is done - batches of 1-3 would each stream all of
+         * W_hh. Behind long batches nothing waits. */
+        if (q->busy > 0 && l->count < BQ_SHARE_MIN && l->tokens < q->opt.max_batch_tokens &&
+            q->running_tokens <= BQ_SHARE_WAIT_TOKENS)
+            break;
+        if (q->delay_us > 0 && l->count < q->opt.max_batch && l->tokens < q->opt.max_batch_tokens) {
+            uint64_t due = l->head->_job->t_submit_ns + q->delay_us * 1000u, now = srv_now_ns();
             if (now < due) {
-                uv_timer_start(&q->delay_timer, on_delay, ms_until(due, now), 0);
+                if (loop) uv_timer_start(&q->delay_timer, on_delay, ms_until(due, now), 0);
+                else *wake_loop = 1;
                 break;
             }
         }
-        bq_batch_t *b = NULL;
+        bq_batch_t *b = self && !self->in_use ? self : NULL;
         for (int i = 0; i < q->opt.workers && !b; i++)
             if (!q->batches[i].in_use) b = &q->batches[i];
-        BQ_ASSERT(b);
+        SRV_ASSERT(b);
         b->model = l->head->_job->model;
         b->mode = l->head->_job->gates;
         batch_fill(q, l, b);
-        uint64_t now = now_ns();
+        uint64_t now = srv_now_ns();
         for (size_t i = 0; q->opt.on_wait && i < b->n; i++)
             q->opt.on_wait(q->opt.observer_data, now - b->items[i]->_job->t_submit_ns);
         atomic_fetch_sub(&q->reserved, b->n);
         b->in_use = 1;
         q->busy++;
+        q->running_tokens += b->tokens;
         atomic_store(&q->busy_shared, q->busy);
-        int rc = uv_queue_work(q->loop, &b->work, work_cb, after_work_cb);
-        BQ_ASSERT(rc == 0); /* only fails for a NULL callback */
+        if (b == self) mine = b;
+        else uv_sem_post(&b->go);
     }
-    arm_deadline(q);
+    int pending = 0;
+    for (size_t i = 0; i < q->n_models * BQ_MODES && !pending; i++) pending = q->pending[i].head != NULL;
+    if (loop) arm_deadline(q);
+    else if (pending && !q->deadline_armed) *wake_loop = 1;
+    return mine;
+}
+
+static void on_delay(uv_timer_t *t) {
+    bq_queue_t *q = t->data;
+    int wake = 0;
+    uv_mutex_lock(&q->lock);
+    schedule(q, NULL, &wake);
+    uv_mutex_unlock(&q->lock);
+}
+
+/* A batch finished: its jobs' bookkeeping. Under lock. */
+static void batch_finish(bq_queue_t *q, bq_batch_t *b, bq_done_list_t *d) {
+    b->in_use = 0;
+    q->busy--;
+    q->running_tokens -= b->tokens;
+    atomic_store(&q->busy_shared, q->busy);
+    for (size_t i = 0; i < b->n; i++) {
+        bq_job_t *job = b->items[i]->_job;
+        if (!job->t_start_ns || b->t_start < job->t_start_ns) job->t_start_ns = b->t_start;
+        if (b->n > job->batch_max) job->batch_max = b->n;
+        if (b->rc < 0) job_fail(q, job, b->rc, d); /* its other texts are not worth running */
+        job_release(job, 1, d);
+    }
+    b->n = 0;
+}
+
+/* Warm-up: one batch of up to 64 texts of 17-24 tokens through each of the slot's contexts, on
+ * its thread: the scratch memory of a common batch is allocated, OpenBLAS's per-thread buffers
+ * too, and the weights are paged in. Returns 0 or a negative errno. */
+static int warmup(bq_batch_t *b) {
+    bq_queue_t *q = b->q;
+    size_t B = q->opt.max_batch < 64 ? q->opt.max_batch : 64, T = 24;
+    while (B > 1 && B * T > q->opt.max_batch_tokens) B /= 2;
+    if (T > q->opt.max_batch_tokens) T = q->opt.max_batch_tokens;
+    int32_t *ids = calloc(T, sizeof *ids);
+    float *probs = calloc(B * GRU_MAX_LABELS, sizeof *probs);
+    int rc = ids && probs ? 0 : -ENOMEM;
+    for (size_t m = 0; rc == 0 && m < q->n_models; m++) {
+        const gru_config_t *c = gru_model_config(q->models[m]);
+        for (size_t t = 0; t < T; t++) ids[t] = (int32_t)((2 + t * 7919) % (size_t)c->vocab_size);
+        for (size_t i = 0; i < B; i++) {
+            b->in[i] = (gru_input_t){ids, T > i % 8 ? T - i % 8 : 1};
+            b->out[i] = (gru_output_t){probs + i * GRU_MAX_LABELS, NULL, NULL};
+        }
+        rc = gru_forward_batch(b->ctx[m], b->in, b->out, B, GRU_GATES_NONE);
+    }
+    free(ids);
+    free(probs);
+    return rc;
+}
+
+/* A worker thread: warm up, then run the batches its slot is given. */
+static void worker_main(void *arg) {
+    bq_batch_t *b = arg;
+    bq_queue_t *q = b->q;
+    if (q->opt.warmup) {
+        int rc = warmup(b), zero = 0;
+        if (rc < 0) atomic_compare_exchange_strong(&q->warm_rc, &zero, rc);
+    }
+    uv_sem_post(&q->started);
+    uv_sem_wait(&b->go);
+    while (!atomic_load(&q->stop)) {
+        b->t_start = srv_now_ns();
+        b->rc = gru_forward_batch(b->ctx[b->model], b->in, b->out, b->n, b->mode);
+        b->t_end = srv_now_ns();
+        bq_done_list_t d = {NULL, NULL};
+        int wake = 0;
+        uv_mutex_lock(&q->lock);
+        if (q->opt.on_batch)
+            q->opt.on_batch(q->opt.observer_data, b->model, b->n, b->tokens, b->t_end - b->t_start);
+        batch_finish(q, b, &d);
+        bq_batch_t *next = schedule(q, b, &wake);
+        uv_mutex_unlock(&q->lock);
+        if (wake) uv_async_send(&q->async);
+        run_done(&d);
+        if (!next) uv_sem_wait(&b->go);
+    }
 }
 
 /* ------------------------------------------------------------------------------------------ */
 /* Submission */
 
-static void on_async(uv_async_t *h) {
-    bq_queue_t *q = h->data;
-    BQ_ASSERT_LOOP_THREAD(q);
+/* Loop thread: takes the pushed jobs (oldest first) into the lists. Under lock. */
+static void take_submitted(bq_queue_t *q, bq_done_list_t *d) {
     bq_job_t *stack = atomic_exchange(&q->submitted, NULL), *fifo = NULL;
     while (stack) { /* newest first → oldest first */
         bq_job_t *next = stack->_next;
@@ -324,11 +432,21 @@ static void on_async(uv_async_t *h) {
         bq_job_t *job = fifo;
         fifo = job->_next;
         job->_next = NULL;
-        bq_list_t *l = list_of(q, job);
-        for (size_t i = 0; i < job->n_items; i++) list_push(l, &job->items[i]);
-        if (canceled) job_fail(q, job, -ECANCELED);
+        job_list(q, job);
+        if (canceled) job_fail(q, job, -ECANCELED, d);
     }
-    schedule(q);
+}
+
+static void on_async(uv_async_t *h) {
+    bq_queue_t *q = h->data;
+    BQ_ASSERT_LOOP_THREAD(q);
+    bq_done_list_t d = {NULL, NULL};
+    int wake = 0;
+    uv_mutex_lock(&q->lock);
+    take_submitted(q, &d);
+    schedule(q, NULL, &wake);
+    uv_mutex_unlock(&q->lock);
+    run_done(&d);
 }
 
 int bq_reserve(bq_queue_t *q, size_t n) {
@@ -343,9 +461,9 @@ int bq_reserve(bq_queue_t *q, size_t n) {
 void bq_unreserve(bq_queue_t *q, size_t n) { atomic_fetch_sub(&q->reserved, n); }
 
 void bq_submit(bq_queue_t *q, bq_job_t *job) {
-    BQ_ASSERT(job->n_items > 0 && job->model < q->n_models && (unsigned)job->gates < BQ_MODES && job->done);
+    SRV_ASSERT(job->n_items > 0 && job->model < q->n_models && (unsigned)job->gates < BQ_MODES && job->done);
     job->status = 0;
-    job->t_submit_ns = now_ns();
+    job->t_submit_ns = srv_now_ns();
     job->t_start_ns = job->t_end_ns = 0;
     job->batch_max = 0;
     job->_outstanding = job->n_items;
@@ -355,10 +473,23 @@ void bq_submit(bq_queue_t *q, bq_job_t *job) {
         job->items[i]._pending = 0;
     }
     atomic_fetch_add(&q->submitting, 1);
-    bq_job_t *head = atomic_load(&q->submitted);
-    do job->_next = head;
-    while (!atomic_compare_exchange_weak(&q->submitted, &head, job));
-    uv_async_send(&q->async);
+    int wake = 0, direct = 0;
+    uv_mutex_lock(&q->lock);
+    /* Straight to the lists (and an idle worker) unless the loop must see it first: a batching
+     * delay needs its timer; after bq_cancel the job fails on the loop thread, not in here. */
+    if (q->delay_us == 0 && !(atomic_load(&q->reserved) & BQ_CLOSED)) {
+        direct = 1;
+        job_list(q, job);
+        schedule(q, NULL, &wake);
+    }
+    uv_mutex_unlock(&q->lock);
+    if (!direct) {
+        bq_job_t *head = atomic_load(&q->submitted);
+        do job->_next = head;
+        while (!atomic_compare_exchange_weak(&q->submitted, &head, job));
+        wake = 1;
+    }
+    if (wake) uv_async_send(&q->async);
     atomic_fetch_sub(&q->submitting, 1);
 }
 
@@ -367,24 +498,34 @@ void bq_submit(bq_queue_t *q, bq_job_t *job) {
 
 void bq_cancel(bq_queue_t *q) {
     BQ_ASSERT_LOOP_THREAD(q);
+    bq_done_list_t d = {NULL, NULL};
+    uv_mutex_lock(&q->lock);
     atomic_fetch_or(&q->reserved, BQ_CLOSED);
-    on_async(&q->async); /* take what was pushed; it fails at once */
+    take_submitted(q, &d); /* what was pushed fails at once */
     for (size_t i = 0; i < q->n_models * BQ_MODES; i++)
-        while (q->pending[i].head) job_fail(q, q->pending[i].head->_job, -ECANCELED);
+        while (q->pending[i].head) job_fail(q, q->pending[i].head->_job, -ECANCELED, &d);
     arm_deadline(q);
+    uv_mutex_unlock(&q->lock);
+    run_done(&d);
 }
 
 void bq_flush(bq_queue_t *q) {
     BQ_ASSERT_LOOP_THREAD(q);
-    q->opt.max_delay_us = 0;
+    int wake = 0;
+    uv_mutex_lock(&q->lock);
+    q->delay_us = 0;
     uv_timer_stop(&q->delay_timer);
-    schedule(q);
+    schedule(q, NULL, &wake);
+    uv_mutex_unlock(&q->lock);
 }
 
 int bq_idle(bq_queue_t *q) {
     BQ_ASSERT_LOOP_THREAD(q);
-    return (atomic_load(&q->reserved) & ~BQ_CLOSED) == 0 && atomic_load(&q->submitting) == 0 &&
-           atomic_load(&q->submitted) == NULL && q->busy == 0;
+    uv_mutex_lock(&q->lock);
+    int idle = (atomic_load(&q->reserved) & ~BQ_CLOSED) == 0 && atomic_load(&q->submitting) == 0 &&
+               atomic_load(&q->submitted) == NULL && q->busy == 0;
+    uv_mutex_unlock(&q->lock);
+    return idle;
 }
 
 void bq_close(bq_queue_t *q) {
@@ -402,8 +543,22 @@ void bq_stats(bq_queue_t *q, bq_stats_t *out) {
     out->workers = q->opt.workers;
 }
 
+/* Stops and joins the workers that were started (they wait for a batch: none is running). */
+static void workers_stop(bq_queue_t *q) {
+    atomic_store(&q->stop, 1);
+    for (int i = 0; q->batches && i < q->opt.workers; i++)
+        if (q->batches[i].started) uv_sem_post(&q->batches[i].go);
+    for (int i = 0; q->batches && i < q->opt.workers; i++)
+        if (q->batches[i].started) {
+            uv_thread_join(&q->batches[i].thread);
+            uv_sem_destroy(&q->batches[i].go);
+            q->batches[i].started = 0;
+        }
+}
+
 void bq_free(bq_queue_t *q) {
     if (!q) return;
+    workers_stop(q);
     for (int i = 0; q->batches && i < q->opt.workers; i++) {
         bq_batch_t *b = &q->batches[i];
         for (size_t m = 0; b->ctx && m < q->n_models; m++) gru_ctx_free(b->ctx[m]);
@@ -412,56 +567,14 @@ void bq_free(bq_queue_t *q) {
         free(b->in);
         free(b->out);
     }
+    if (q->lock_ok) {
+        uv_mutex_destroy(&q->lock);
+        uv_sem_destroy(&q->started);
+    }
     free(q->batches);
     free(q->pending);
     free(q->cand);
     free(q);
-}
-
-/* Warm-up: one batch of up to 64 texts of 17-24 tokens through every context, on the pool's
- * threads (which libuv starts now rather than at the first request): the scratch memory of a
- * common batch is allocated, OpenBLAS's per-thread buffers too, and the weights are paged in. */
-typedef struct bq_warm {
-    int pending, rc;
-} bq_warm_t;
-
-static void warm_after_cb(uv_work_t *w, int status) {
-    bq_batch_t *b = w->data;
-    bq_warm_t *wm = b->warm;
-    wm->pending--;
-    if (status < 0 || b->rc < 0) wm->rc = status < 0 ? status : b->rc;
-}
-
-static int warmup(bq_queue_t *q) {
-    /* A typical full batch of short texts; larger batches grow the scratch when they come. */
-    size_t B = q->opt.max_batch < 64 ? q->opt.max_batch : 64, T = 24;
-    while (B > 1 && B * T > q->opt.max_batch_tokens) B /= 2;
-    if (T > q->opt.max_batch_tokens) T = q->opt.max_batch_tokens;
-    int32_t *ids = calloc(T, sizeof *ids);
-    float *probs = calloc((size_t)q->opt.workers * B * GRU_MAX_LABELS, sizeof *probs);
-    bq_warm_t wm = {0, ids && probs ? 0 : -ENOMEM};
-    for (size_t m = 0; wm.rc == 0 && m < q->n_models; m++) {
-        const gru_config_t *c = gru_model_config(q->models[m]);
-        for (size_t t = 0; t < T; t++) ids[t] = (int32_t)((2 + t * 7919) % (size_t)c->vocab_size);
-        for (int w = 0; w < q->opt.workers; w++) {
-            bq_batch_t *b = &q->batches[w];
-            b->model = m;
-            b->mode = GRU_GATES_NONE;
-            b->n = B;
-            b->warm = &wm;
-            for (size_t i = 0; i < B; i++) {
-                b->in[i] = (gru_input_t){ids, T > i % 8 ? T - i % 8 : 1};
-                b->out[i] = (gru_output_t){probs + ((size_t)w * B + i) * GRU_MAX_LABELS, NULL, NULL};
-            }
-            wm.pending++;
-            uv_queue_work(q->loop, &b->work, work_cb, warm_after_cb);
-        }
-        while (wm.pending > 0) uv_run(q->loop, UV_RUN_ONCE);
-    }
-    for (int w = 0; w < q->opt.workers; w++) q->batches[w].n = 0;
-    free(ids);
-    free(probs);
-    return wm.rc;
 }
 
 int bq_new(bq_queue_t **out, uv_loop_t *loop, gru_model_t *const *models, size_t n_models,
@@ -474,6 +587,7 @@ int bq_new(bq_queue_t **out, uv_loop_t *loop, gru_model_t *const *models, size_t
     if (!q) return -ENOMEM;
     q->loop = loop;
     q->opt = *opt;
+    q->delay_us = opt->max_delay_us;
     q->models = models;
     q->n_models = n_models;
     q->loop_thread = uv_thread_self();
@@ -481,7 +595,15 @@ int bq_new(bq_queue_t **out, uv_loop_t *loop, gru_model_t *const *models, size_t
     atomic_init(&q->reserved, 0);
     atomic_init(&q->submitting, 0);
     atomic_init(&q->busy_shared, 0);
+    atomic_init(&q->stop, 0);
+    atomic_init(&q->warm_rc, 0);
     int rc = -ENOMEM;
+    if (uv_mutex_init(&q->lock) < 0) goto fail;
+    if (uv_sem_init(&q->started, 0) < 0) {
+        uv_mutex_destroy(&q->lock);
+        goto fail;
+    }
+    q->lock_ok = 1;
     q->pending = calloc(n_models * BQ_MODES, sizeof *q->pending);
     q->batches = calloc((size_t)opt->workers, sizeof *q->batches);
     q->cand = calloc(BQ_SCAN_FACTOR * opt->max_batch, sizeof *q->cand);
@@ -489,7 +611,6 @@ int bq_new(bq_queue_t **out, uv_loop_t *loop, gru_model_t *const *models, size_t
     for (int i = 0; i < opt->workers; i++) {
         bq_batch_t *b = &q->batches[i];
         b->q = q;
-        b->work.data = b;
         b->ctx = calloc(n_models, sizeof *b->ctx);
         b->items = calloc(opt->max_batch, sizeof *b->items);
         b->in = calloc(opt->max_batch, sizeof *b->in);
@@ -507,7 +628,17 @@ int bq_new(bq_queue_t **out, uv_loop_t *loop, gru_model_t *const *models, size_t
     uv_timer_init(loop, &q->deadline_timer);
     q->deadline_timer.data = q;
     q->handles = 3;
-    if (opt->warmup && (rc = warmup(q)) < 0) goto fail;
+    for (int i = 0; i < opt->workers; i++) {
+        bq_batch_t *b = &q->batches[i];
+        if ((rc = uv_sem_init(&b->go, 0)) < 0) goto fail;
+        if ((rc = uv_thread_create(&b->thread, worker_main, b)) < 0) {
+            uv_sem_destroy(&b->go);
+            goto fail;
+        }
+        b->started = 1;
+    }
+    for (int i = 0; i < opt->workers; i++) uv_sem_wait(&q->started);
+    if ((rc = atomic_load(&q->warm_rc)) < 0) goto fail;
     *out = q;
     return 0;
 fail:
@@ -515,6 +646,7 @@ fail:
         bq_close(q);
         uv_run(loop, UV_RUN_NOWAIT);
     }
+    workers_stop(q);
     bq_free(q);
     return rc < 0 ? rc : -ENOMEM;
 }

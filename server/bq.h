@@ -1,16 +1,18 @@
-/* bq.h - the batch queue: texts from many requests, batched on a libuv loop, run on a pool of
- * worker threads, each with its own gru_ctx_t per model.
+/* bq.h - the batch queue: texts from many requests, batched and run on a pool of worker
+ * threads, each with its own gru_ctx_t per model; timers and shutdown on a libuv loop.
  *
  * A job is one request: n items (texts), each with its token ids and the result buffers the
  * request lends to the queue. The submitter first reserves room for the job's items
  * (bq_reserve, which is where back-pressure happens), then hands the job over (bq_submit).
- * From then on the queue owns the job until it calls job->done exactly once, on the loop
- * thread, with job->status set. Between those two points the submitter must not touch the job,
- * its items or their buffers.
+ * From then on the queue owns the job until it calls job->done exactly once, with job->status
+ * set: on the worker thread that ran its last text, or on the loop thread (deadline, cancel).
+ * Between those two points the submitter must not touch the job, its items or their buffers.
  *
- * Threads: bq_reserve, bq_unreserve, bq_submit and bq_depth may be called from any thread.
- * Everything else, and every callback, runs on the loop thread. Workers run only
- * gru_forward_batch() on a batch's own arrays and the lent result buffers.
+ * Threads: bq_reserve, bq_unreserve, bq_submit and bq_stats may be called from any thread.
+ * bq_new, bq_cancel, bq_flush, bq_idle, bq_close run on the loop thread. The observers run
+ * under the queue's lock, on a worker or the loop thread: they must be quick and must not call
+ * bq_ functions. Workers run gru_forward_batch() on a batch's own arrays and the lent result
+ * buffers, then complete its jobs and take the next batch themselves.
  *
  * Usage:
  *     bq_queue_t *q; bq_new(&q, loop, models, n_models, &opts);   // before uv_run
@@ -54,7 +56,7 @@ struct bq_job {
     gru_gates_mode_t gates;  /* for all its items */
     bq_item_t *items;        /* (n_items) */
     size_t n_items;
-    bq_done_cb done;         /* called once, on the loop thread */
+    bq_done_cb done;         /* called once, on a worker or the loop thread */
     void *data;              /* for the submitter */
     /* public, read-only in done */
     int status;              /* 0; -ETIMEDOUT (deadline passed in the queue); -ECANCELED
@@ -71,14 +73,15 @@ struct bq_job {
 
 /* Queue settings. */
 typedef struct {
-    int workers;             /* concurrent batches, one gru_ctx_t per model each; >= 1 */
+    int workers;             /* worker threads (concurrent batches), one gru_ctx_t per model each */
     size_t max_batch;        /* texts per batch */
     size_t max_batch_tokens; /* tokens per batch (a longer single text still runs alone) */
     uint64_t max_delay_us;   /* 0: dispatch what is queued as soon as a worker is free */
     size_t max_queue;        /* texts reserved and not yet running; beyond it -EAGAIN */
     uint64_t timeout_ms;     /* deadline of a text in the queue */
     int warmup;              /* run one batch on every context in bq_new */
-    /* Observers (loop thread; may be NULL): one call per batch, one per text that waited. */
+    /* Observers (may be NULL; under the queue's lock, see above): one call per batch, one per
+     * text that waited. */
     void (*on_batch)(void *data, size_t model, size_t texts, size_t tokens, uint64_t compute_ns);
     void (*on_wait)(void *data, uint64_t wait_ns);
     void *observer_data;
@@ -94,11 +97,13 @@ typedef struct {
 /* ---- prototypes ---- */
 
 /* Creates the queue on loop (its handles are initialized here; call before uv_run, on the
- * thread that will run the loop). models are borrowed for the queue's life. Returns 0 or
- * -ENOMEM / -EINVAL, with nothing left allocated. */
+ * thread that will run the loop) and starts its workers (after their warm-up). models are
+ * borrowed for the queue's life. Returns 0 or -ENOMEM / -EINVAL (or the warm-up's failure),
+ * with nothing left allocated. */
 int bq_new(bq_queue_t **out, uv_loop_t *loop, gru_model_t *const *models, size_t n_models,
            const bq_options_t *opt);
-/* Frees the queue after bq_close and after the loop has run the close callbacks. NULL is ok. */
+/* Stops the workers and frees the queue, after bq_close and after the loop has run the close
+ * callbacks. NULL is ok. */
 void bq_free(bq_queue_t *q);
 
 /* Reserves room for n texts. Returns 0, -EAGAIN when the queue is full, or -ECANCELED after
@@ -108,9 +113,9 @@ int bq_reserve(bq_queue_t *q, size_t n);
 void bq_unreserve(bq_queue_t *q, size_t n);
 
 /* Hands job over (its n_items were reserved). Never fails: job->done(job) is called exactly
- * once, later, on the loop thread (it may run before bq_submit returns on the caller's thread:
- * do everything that must precede done, such as MHD_suspend_connection, before bq_submit).
- * Any thread. */
+ * once, later, on a worker or the loop thread, never inside bq_submit itself (it may run
+ * before bq_submit returns: do everything that must precede done, such as
+ * MHD_suspend_connection, before bq_submit). Any thread. */
 void bq_submit(bq_queue_t *q, bq_job_t *job);
 
 /* Loop thread: refuse new reservations; fail every queued text (its job gets -ECANCELED);

@@ -14,6 +14,8 @@
 #include <string.h>
 #include <strings.h>
 
+#include "gru.h"
+
 /* ------------------------------------------------------------------------------------------ */
 /* Validators */
 
@@ -51,6 +53,8 @@ static int valid_header_value(const char *v, const char **why) {
 
 static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
 
+#define CFG_STR_(x) #x
+#define CFG_STR(x) CFG_STR_(x) /* a number macro as a default string */
 #define INT_CFG(name, field, lo, hi, def, help) \
     {name, NULL, CFG_INT, offsetof(cfg_t, field), lo, hi, def, NULL, CFG_IMMUTABLE, help, NULL}
 
@@ -71,7 +75,7 @@ static const cfg_entry_t static_configs[] = {
     INT_CFG("max-batch-tokens", max_batch_tokens, 1, 1 << 22, "4096",
             "most tokens in one batch (a longer text runs alone); the workers' scratch memory "
             "grows to the largest batch and stays"),
-    INT_CFG("proj-table-max-mb", proj_table_max_mb, 0, 1 << 16, "32",
+    INT_CFG("proj-table-max-mb", proj_table_max_mb, 0, 1 << 16, CFG_STR(GRU_PROJ_TABLE_DEFAULT_MB),
             "build a model's layer-0 projection table (vocab x 3H floats: a row lookup instead of "
             "a matrix product per token, ~25% less compute) only if it takes at most this many "
             "MiB; 0: never (saves memory)"),

@@ -1,6 +1,15 @@
-/* srv.h - gru-serve's shared state and the interfaces between its files (internal to
- * server/): srv.c (main, startup, shutdown), srv_http.c (the libmicrohttpd front end and the
- * routes), srv_log.c (JSON lines on stderr). See srv.c for the DESIGN of the whole.
+/* srv.h - gru-serve's shared state and the interfaces between its files (internal to server/).
+ * See srv.c for the DESIGN of the whole and README.md's layout table for the files:
+ *   srv.c          main: settings, startup in order, teardown
+ *   srv_models.c   the served models: which, loading, the static bodies about them
+ *   srv_loop.c     the loop thread's own handles: signals, graceful drain, the sweep timer
+ *   srv_daemon.c   the libmicrohttpd daemon: listen, quiesce, stop
+ *   srv_conn.c     slow-client defence: per-connection state, the whole-request deadline sweep
+ *   srv_http.c     a request's life in the access handler: policy, the one error wrapper, free
+ *   srv_route.c    the route table (srv_routes.def) and path matching
+ *   srv_handlers.c the routes answered from memory (health, models, metrics, page, ...)
+ *   srv_infer.c    the inference hand-off: texts to tokens to a queued job, and the answer
+ *   srv_log.c      JSON lines on stderr;  srv_metrics.c  /metrics;  srv_util.c  clock, assert
  */
 #ifndef SRV_H
 #define SRV_H
@@ -9,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <microhttpd.h>
 #include <uv.h>
 
 #include "api.h"
@@ -16,6 +26,8 @@
 #include "cfg.h"
 #include "gru.h"
 #include "srv_metrics.h"
+#include "srv_route.h"
+#include "srv_util.h"
 
 /* ---- constants ---- */
 #define SRV_VERSION "0.1.0"
@@ -25,17 +37,22 @@
 #define SRV_SWEEP_MS 500 /* how often slow and vanished clients are looked for */
 #define SRV_QUIET_MS 100  /* draining ends after this long with no request (keep-alive stragglers) */
 
-#define SRV_ASSERT(x)                                                                   \
-    do {                                                                                \
-        if (!(x)) srv_panic(__FILE__, __LINE__, #x);                                    \
-    } while (0)
-#define SRV_ASSERT_LOOP_THREAD(s)                                                       \
-    do {                                                                                \
-        uv_thread_t self_ = uv_thread_self();                                           \
-        SRV_ASSERT(uv_thread_equal(&self_, &(s)->loop_thread));                         \
-    } while (0)
+#define SRV_ASSERT_LOOP_THREAD(s) SRV_ASSERT_THREAD((s)->loop_thread)
 
 /* ---- types ---- */
+
+/* What a route handler (and each step inside one) did: the one error convention of server/.
+ * The handler's caller (srv_http.c: run) turns it into libmicrohttpd's answer. */
+typedef enum {
+    SRV_CONTINUE = 0, /* nothing answered yet: the request goes on (the next step or call) */
+    SRV_ANSWERED,     /* a response is queued */
+    SRV_SUSPENDED,    /* handed to the batch queue; answered when the connection resumes */
+    SRV_FAILED,       /* *err says what failed; the one error wrapper answers it */
+    SRV_CLOSE,        /* libmicrohttpd refused a response: the connection is closed */
+} srv_outcome_t;
+
+/* Sets *err and evaluates to SRV_FAILED: `return SRV_FAIL(err, API_ERR_..., "fmt", ...);` */
+#define SRV_FAIL(err, ...) (api_error_set((err), __VA_ARGS__), SRV_FAILED)
 
 /* One served model. Read-only once the server is ready. */
 typedef struct {
@@ -76,13 +93,13 @@ typedef struct srv {
     uint64_t t_start_ns;
 
     uv_mutex_t conns_lock;             /* guards conns (the list, not the fields) */
-    struct srv_conn *conns;            /* open connections (srv_http.c) */
+    struct srv_conn *conns;            /* open connections (srv_conn.c) */
 
     uv_loop_t loop;                    /* loop */
     uv_thread_t loop_thread;
     uv_signal_t sig_term, sig_int;     /* loop */
     uv_timer_t drain_timer;            /* loop */
-    uv_timer_t sweep_timer;            /* loop: srv_http_sweep every SRV_SWEEP_MS */
+    uv_timer_t sweep_timer;            /* loop: srv_conn_sweep every SRV_SWEEP_MS */
     int canceled;                      /* loop: queued work was failed (drain timeout) */
     unsigned long quiet_arrivals;      /* loop: arrivals at quiet_since_ns */
     uint64_t quiet_since_ns;           /* loop: since when no request arrived */
@@ -90,24 +107,123 @@ typedef struct srv {
     uint64_t drain_start_ns, drain_deadline_ns, grace_deadline_ns; /* loop */
 } srv_t;
 
+/* One open connection (libmicrohttpd's socket context), in s->conns (srv_conn.c). The list is
+ * changed under s->conns_lock, by the HTTP threads only at connect and close; the sweep reads
+ * it under the lock, so fd is still open whenever the sweep sees the entry (MHD reports the
+ * close before closing the socket). */
+typedef struct srv_conn {
+    struct srv_conn *prev, *next;
+    int fd;
+    _Atomic uint64_t since_ns; /* when the wait for the next whole request began */
+    atomic_int busy;           /* a whole request arrived and is not answered yet */
+    int cut;                   /* shut down by the sweep (under the lock) */
+} srv_conn_t;
+
+typedef enum { REQ_NEW, REQ_READING, REQ_DISCARDING, REQ_QUEUED, REQ_DONE, REQ_ANSWERED } srv_req_state_t;
+
+typedef struct srv_request srv_request_t;
+typedef srv_outcome_t (*srv_handler_fn)(srv_request_t *r, api_error_t *err);
+
+/* One HTTP request, from its first byte to MHD's NOTIFY_COMPLETED (srv_http.c frees it). Owned
+ * by its connection's HTTP thread, except between bq_submit and the resume (see srv.c). */
+struct srv_request {
+    srv_t *s;
+    struct MHD_Connection *conn;
+    srv_conn_t *sock;       /* the connection's state, or NULL */
+    const srv_route_t *route;
+    srv_req_state_t state;
+    unsigned method;        /* SRV_M_* */
+    char method_name[16];
+    char path[160];
+    char model_name[128];   /* the {name} of the path, if the route has one */
+    uint64_t t_start_ns;
+    int status;             /* the status answered (0: none yet) */
+    srv_handler_fn final;   /* what answers at the last call; NULL: the deferred error */
+    api_error_t deferred;   /* an error found before or while the body was arriving */
+
+    char *body;
+    size_t body_len, body_cap;
+
+    /* Inference (srv_infer.c). */
+    api_request_t req;
+    const srv_model_t *model;
+    size_t n;               /* texts */
+    size_t tokens;
+    tok_seq_t seq1, *seqs;  /* (n): &seq1 when n == 1 */
+    bq_item_t item1, *items;
+    float *arena;           /* probs (n, C), then gates, then trajectories */
+    float *probs;
+    bq_job_t job;
+    int submitted;          /* handed to the queue (counted in s->answering) */
+};
+
+/* An extra response header. */
+typedef struct {
+    const char *name, *value;
+} srv_header_t;
+
 /* ---- prototypes ---- */
 
-/* srv.c */
-uint64_t srv_now_ns(void); /* CLOCK_MONOTONIC, any thread */
-_Noreturn void srv_panic(const char *file, int line, const char *what);
+/* The route handlers: one per row of srv_routes.def (srv_handlers.c, srv_infer.c). HTTP thread.
+ * Each returns SRV_ANSWERED, SRV_SUSPENDED, SRV_FAILED (with *err) or SRV_CLOSE. */
+#define SRV_ROUTE(id, pattern, methods, auth, body, handler) srv_outcome_t handler(srv_request_t *r, api_error_t *err);
+#include "srv_routes.def"
+#undef SRV_ROUTE
+srv_outcome_t srv_h_preflight(srv_request_t *r, api_error_t *err); /* OPTIONS on any route */
 
-/* srv_http.c. Start: listens on cfg host:port with cfg.http_threads epoll threads (main
+/* srv_http.c: the access handler and its helpers (HTTP threads). */
+enum MHD_Result srv_http_on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
+                                    const char *version, const char *upload, size_t *upload_size, void **req_cls);
+void srv_http_on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
+                           enum MHD_RequestTerminationCode toe);
+/* Queues a response with the common headers (CORS, Connection: close when draining) and extra.
+ * body is freed with free() when must_free (also on failure). Returns SRV_ANSWERED or SRV_CLOSE. */
+srv_outcome_t srv_respond(srv_request_t *r, unsigned status, const char *ctype, char *body, size_t len, int must_free,
+                          const srv_header_t *extra, size_t n_extra);
+/* A JSON body from an api_*_body encoder (NULL: out of memory, SRV_FAILED) with status. */
+srv_outcome_t srv_respond_json(srv_request_t *r, unsigned status, char *body, size_t len, api_error_t *err);
+
+/* srv_handlers.c. require_ready: SRV_CONTINUE when the models are loaded and warm, else
+ * SRV_FAILED (503 not_ready). path_model: the model named by the path's {name}, or NULL with
+ * *err set (not ready, or no such model). */
+srv_outcome_t srv_require_ready(srv_request_t *r, api_error_t *err);
+const srv_model_t *srv_path_model(srv_request_t *r, api_error_t *err);
+/* srv_infer.c. answer: the resumed call of a queued request encodes its results (or the
+ * queue's error). release: frees what the hand-off allocated in r (srv_http_on_completed). */
+srv_outcome_t srv_infer_answer(srv_request_t *r, api_error_t *err);
+void srv_infer_release(srv_request_t *r);
+
+/* srv_conn.c: libmicrohttpd's connection notifications (HTTP threads), and the sweep (loop
+ * thread, every SRV_SWEEP_MS): shuts down the sockets of connections that have not delivered a
+ * whole request within --connection-timeout-s of being opened or of their previous answer (slow
+ * clients; MHD's own timeout is reset by every byte), or whose client closed in the middle of a
+ * request. MHD then closes them. */
+void srv_conn_on_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
+                        enum MHD_ConnectionNotificationCode toe);
+void srv_conn_sweep(srv_t *s);
+
+/* srv_daemon.c. Start: listens on cfg host:port with cfg.http_threads epoll threads (main
  * thread, before the loop runs); sets s->port. Returns 0 or -1 with a message in err.
  * Quiesce: stop accepting connections (loop thread, at SIGTERM). Stop: MHD_stop_daemon; every
  * connection must have been resumed (main thread, after the loop ended). */
-int srv_http_start(srv_t *s, char *err, size_t errlen);
-void srv_http_quiesce(srv_t *s);
-void srv_http_stop(srv_t *s);
-/* Loop thread, every SRV_SWEEP_MS: shuts down the sockets of connections that have not
- * delivered a whole request within --connection-timeout-s of being opened or of their previous
- * answer (slow clients; MHD's own timeout is reset by every byte), or whose client closed in
- * the middle of a request. MHD then closes them. */
-void srv_http_sweep(srv_t *s);
+int srv_daemon_start(srv_t *s, char *err, size_t errlen);
+void srv_daemon_quiesce(srv_t *s);
+void srv_daemon_stop(srv_t *s);
+
+/* srv_models.c (main thread, at startup). resolve: the models of --model, or every model
+ * directory under --models-dir in name order (not loaded yet). load: loads each with the engine
+ * settings of cfg and builds the bodies and metric labels about them. Both return 0, or -1
+ * after logging why. free: all of it (also after a failed resolve or load). */
+int srv_models_resolve(srv_t *s);
+int srv_models_load(srv_t *s);
+void srv_models_free(srv_t *s);
+
+/* srv_loop.c: the loop thread's handles. init (main thread, before anything can signal):
+ * signal handlers and timers on s->loop; start: the sweep timer, once serving; close: close
+ * every handle and the queue (ends uv_run; once). */
+int srv_loop_init(srv_t *s);
+void srv_loop_start(srv_t *s);
+void srv_loop_close(srv_t *s);
 
 /* srv_log.c: one JSON object per line on stderr, written with one write(2). Any thread. */
 void srv_log_set_level(int level);

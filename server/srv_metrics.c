@@ -11,22 +11,6 @@
 /* ------------------------------------------------------------------------------------------ */
 /* Series */
 
-static const char *const route_names[SRV_ROUTE__COUNT] = {
-    [SRV_ROUTE_SENTIMENT] = "/v1/sentiment",
-    [SRV_ROUTE_MODELS] = "/v1/models",
-    [SRV_ROUTE_HEALTHZ] = "/healthz",
-    [SRV_ROUTE_READYZ] = "/readyz",
-    [SRV_ROUTE_METRICS] = "/metrics",
-    [SRV_ROUTE_OPENAPI] = "/openapi.json",
-    [SRV_ROUTE_V2_SERVER] = "/v2",
-    [SRV_ROUTE_V2_LIVE] = "/v2/health/live",
-    [SRV_ROUTE_V2_READY] = "/v2/health/ready",
-    [SRV_ROUTE_V2_MODEL] = "/v2/models/{name}",
-    [SRV_ROUTE_V2_MODEL_READY] = "/v2/models/{name}/ready",
-    [SRV_ROUTE_V2_INFER] = "/v2/models/{name}/infer",
-    [SRV_ROUTE_PAGE] = "/",
-    [SRV_ROUTE_OTHER] = "other",
-};
 
 /* The status codes with their own series; index SRV_METRICS_STATUSES - 1 is "other". */
 static const int statuses[SRV_METRICS_STATUSES - 1] = {200, 204, 400, 401, 404, 405, 413,
@@ -35,10 +19,6 @@ static const int statuses[SRV_METRICS_STATUSES - 1] = {200, 204, 400, 401, 404, 
 static const double latency_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
                                         0.05,   0.1,     0.25,   0.5,   1,      2.5,   5,    10};
 static const double size_bounds[] = {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024};
-
-const char *srv_route_name(srv_route_id_t r) {
-    return (unsigned)r < SRV_ROUTE__COUNT ? route_names[r] : "other";
-}
 
 static void hist_init(srv_hist_t *h, const double *bounds, size_t n) {
     h->bounds = bounds;
@@ -87,6 +67,30 @@ void srv_metrics_batch(srv_metrics_t *m, size_t model, size_t texts, size_t toke
 }
 
 void srv_metrics_wait(srv_metrics_t *m, double seconds) { srv_hist_observe(&m->queue_wait, seconds); }
+
+void srv_metrics_label_escape(char *out, size_t cap, const char *s) {
+    size_t k = 0;
+    for (; *s && k + 3 < cap; s++) {
+        if (*s == '\\' || *s == '"') out[k++] = '\\', out[k++] = *s;
+        else if (*s == '\n') out[k++] = '\\', out[k++] = 'n';
+        else out[k++] = *s;
+    }
+    out[k] = 0;
+}
+
+void srv_metrics_model_info(char *out, size_t cap, const gru_config_t *c, int is_default) {
+    char labels[GRU_MAX_LABELS * (GRU_MAX_LABEL_LEN + 1)] = "", esc[sizeof labels * 2];
+    for (int k = 0; k < c->num_labels; k++) {
+        strcat(labels, k ? "|" : "");
+        strcat(labels, c->labels[k]);
+    }
+    srv_metrics_label_escape(esc, sizeof esc, labels);
+    snprintf(out, cap,
+             "tokenizer=\"%s\",hidden_size=\"%d\",num_layers=\"%d\",bidirectional=\"%s\",num_parameters=\"%zu\","
+             "labels=\"%.120s\",default=\"%s\"",
+             c->tokenizer.kind == TOK_KIND_CHAR ? "char" : "word", c->hidden_size, c->num_layers,
+             c->bidirectional ? "true" : "false", c->num_params, esc, is_default ? "true" : "false");
+}
 
 /* ------------------------------------------------------------------------------------------ */
 /* Rendering */
@@ -138,6 +142,15 @@ static void hist_render(sbuf_t *b, const char *name, const char *labels, srv_his
               (unsigned long long)atomic_load_explicit(&h->count, memory_order_relaxed));
 }
 
+/* A counter with one series per model. */
+static void model_counter(sbuf_t *b, const char *name, const char *help, atomic_uint_fast64_t *v,
+                          const srv_metrics_gauges_t *g) {
+    sb_printf(b, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
+    for (size_t i = 0; i < g->n_models; i++)
+        sb_printf(b, "%s{model=\"%s\"} %llu\n", name, g->model_names[i],
+                  (unsigned long long)atomic_load_explicit(&v[i], memory_order_relaxed));
+}
+
 /* Resident set size in bytes, from /proc/self/statm (0 if unreadable). */
 static unsigned long long rss_bytes(void) {
     FILE *f = fopen("/proc/self/statm", "r");
@@ -162,7 +175,7 @@ char *srv_metrics_render(srv_metrics_t *m, const srv_metrics_gauges_t *g, size_t
             char st[8];
             if (s < SRV_METRICS_STATUSES - 1) snprintf(st, sizeof st, "%d", statuses[s]);
             else snprintf(st, sizeof st, "other");
-            sb_printf(&b, "gru_requests_total{route=\"%s\",status=\"%s\"} %llu\n", route_names[r], st,
+            sb_printf(&b, "gru_requests_total{route=\"%s\",status=\"%s\"} %llu\n", srv_route_name((srv_route_id_t)r), st,
                       (unsigned long long)v);
         }
     sb_printf(&b, "# HELP gru_request_duration_seconds Time from the first byte of a request to its "
@@ -170,7 +183,7 @@ char *srv_metrics_render(srv_metrics_t *m, const srv_metrics_gauges_t *g, size_t
     for (int r = 0; r < SRV_ROUTE__COUNT; r++) {
         if (!atomic_load_explicit(&m->latency[r].count, memory_order_relaxed)) continue;
         char labels[96];
-        snprintf(labels, sizeof labels, "route=\"%s\"", route_names[r]);
+        snprintf(labels, sizeof labels, "route=\"%s\"", srv_route_name((srv_route_id_t)r));
         hist_render(&b, "gru_request_duration_seconds", labels, &m->latency[r]);
     }
     sb_printf(&b, "# HELP gru_queue_wait_seconds Time a text waited in the batch queue.\n"
@@ -182,18 +195,9 @@ char *srv_metrics_render(srv_metrics_t *m, const srv_metrics_gauges_t *g, size_t
     sb_printf(&b, "# HELP gru_batch_size Texts per batched forward pass.\n# TYPE gru_batch_size histogram\n");
     hist_render(&b, "gru_batch_size", "", &m->batch_size);
 
-    sb_printf(&b, "# HELP gru_texts_total Texts classified.\n# TYPE gru_texts_total counter\n");
-    for (size_t i = 0; i < g->n_models; i++)
-        sb_printf(&b, "gru_texts_total{model=\"%s\"} %llu\n", g->model_names[i],
-                  (unsigned long long)atomic_load_explicit(&m->texts[i], memory_order_relaxed));
-    sb_printf(&b, "# HELP gru_tokens_total Tokens run through the GRU.\n# TYPE gru_tokens_total counter\n");
-    for (size_t i = 0; i < g->n_models; i++)
-        sb_printf(&b, "gru_tokens_total{model=\"%s\"} %llu\n", g->model_names[i],
-                  (unsigned long long)atomic_load_explicit(&m->tokens[i], memory_order_relaxed));
-    sb_printf(&b, "# HELP gru_batches_total Batched forward passes.\n# TYPE gru_batches_total counter\n");
-    for (size_t i = 0; i < g->n_models; i++)
-        sb_printf(&b, "gru_batches_total{model=\"%s\"} %llu\n", g->model_names[i],
-                  (unsigned long long)atomic_load_explicit(&m->batches[i], memory_order_relaxed));
+    model_counter(&b, "gru_texts_total", "Texts classified.", m->texts, g);
+    model_counter(&b, "gru_tokens_total", "Tokens run through the GRU.", m->tokens, g);
+    model_counter(&b, "gru_batches_total", "Batched forward passes.", m->batches, g);
     sb_printf(&b, "# HELP gru_model_info A loaded model.\n# TYPE gru_model_info gauge\n");
     for (size_t i = 0; i < g->n_models; i++)
         sb_printf(&b, "gru_model_info{model=\"%s\",%s} 1\n", g->model_names[i], g->model_info[i]);

@@ -1,7 +1,8 @@
 /* srv_metrics.h - counters and histograms for GET /metrics (Prometheus text format 0.0.4).
  *
  * Everything is a relaxed C11 atomic: any thread may record, any thread may render. A render
- * is not a consistent snapshot across series (as in every Prometheus client).
+ * is not a consistent snapshot across series (as in every Prometheus client). The request series
+ * have one row per route of srv_routes.def (srv_route.h), labelled with its pattern.
  */
 #ifndef SRV_METRICS_H
 #define SRV_METRICS_H
@@ -10,26 +11,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* ---- constants ---- */
+#include "gru.h"
+#include "srv_route.h"
 
-/* Routes, as the "route" label of the request series. */
-typedef enum {
-    SRV_ROUTE_SENTIMENT = 0,
-    SRV_ROUTE_MODELS,
-    SRV_ROUTE_HEALTHZ,
-    SRV_ROUTE_READYZ,
-    SRV_ROUTE_METRICS,
-    SRV_ROUTE_OPENAPI,
-    SRV_ROUTE_V2_SERVER,
-    SRV_ROUTE_V2_LIVE,
-    SRV_ROUTE_V2_READY,
-    SRV_ROUTE_V2_MODEL,
-    SRV_ROUTE_V2_MODEL_READY,
-    SRV_ROUTE_V2_INFER,
-    SRV_ROUTE_PAGE,  /* GET / and /index.html: the web page */
-    SRV_ROUTE_OTHER, /* unknown paths (404) and preflight */
-    SRV_ROUTE__COUNT
-} srv_route_id_t;
+/* ---- constants ---- */
 
 #define SRV_METRICS_STATUSES 16 /* distinct status codes kept; more go to "other" */
 #define SRV_METRICS_MAX_MODELS 32
@@ -71,12 +56,17 @@ typedef struct {
 /* ---- prototypes ---- */
 
 void srv_metrics_init(srv_metrics_t *m);
-const char *srv_route_name(srv_route_id_t r);
 
 void srv_metrics_request(srv_metrics_t *m, srv_route_id_t route, int status, double seconds);
 void srv_metrics_batch(srv_metrics_t *m, size_t model, size_t texts, size_t tokens, double seconds);
 void srv_metrics_wait(srv_metrics_t *m, double seconds);
 void srv_hist_observe(srv_hist_t *h, double x);
+
+/* The labels of a model's gru_model_info series (tokenizer="word",hidden_size="128",...) for
+ * the model of config c, into out (cap bytes, NUL-terminated, cut if longer). */
+void srv_metrics_model_info(char *out, size_t cap, const gru_config_t *c, int is_default);
+/* s as a Prometheus label value (backslash, quote and newline escaped) into out (cap bytes). */
+void srv_metrics_label_escape(char *out, size_t cap, const char *s);
 
 /* The exposition text (new malloc'ed bytes, NUL-terminated; free() them) with its length in
  * *len, or NULL when out of memory. */

@@ -1,12 +1,13 @@
 # tests/e2e.cmake: end-to-end tests of gru-serve (Python standard library harness in tests/e2e/,
-# the real binary on a free loopback port), label "e2e"; and the server's unit tests' links.
+# the real binary on a free loopback port), label "e2e"; the unit tests of server/ sources link
+# gru_srv_core here (it exists only when gru-serve is built).
 if(NOT TARGET gru-serve)
   message(STATUS "gru-serve is not built: no end-to-end tests")
   return()
 endif()
 
-# Server unit tests (tests/unit/test_bq.c, test_cfg.c) include server sources; bq needs libuv.
-foreach(t test_bq test_cfg)
+# Server unit tests (tests/unit/test_bq.c, test_cfg.c, test_route.c) test server/ sources.
+foreach(t test_bq test_cfg test_route)
   if(TARGET ${t})
     target_link_libraries(${t} PRIVATE gru_srv_core)
   endif()

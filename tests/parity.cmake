@@ -1,5 +1,6 @@
 # The engine's second path: layer 0 without the per-vocabulary projection table (used when the
-# table would exceed GRU_PROJ_TABLE_MAX_MB), checked against the same PyTorch references.
+# table would exceed the load options' budget), checked against the same PyTorch references.
+# test_parity takes its load options from the environment (tools/tool_options.h).
 add_test(NAME test_parity_no_table COMMAND test_parity)
 set_tests_properties(test_parity_no_table PROPERTIES LABELS unit
                      ENVIRONMENT "OPENBLAS_NUM_THREADS=1;GRU_PROJ_TABLE_MAX_MB=0")

@@ -24,6 +24,7 @@
 #include <cblas.h>
 
 #include "gru.h"
+#include "tool_options.h"
 
 void openblas_set_num_threads(int num_threads); /* OpenBLAS extension, not in cblas.h everywhere */
 
@@ -127,6 +128,7 @@ int main(int argc, char **argv) {
     double peak = 2.0 * 512 * 512 * 512 / median_time(run_sgemm, &sg, min_time) / 1e9;
     free(sg.a), free(sg.b), free(sg.c);
 
+    const gru_load_options_t load = tool_load_options();
     static const int Hs[] = {128, 256}, Bs[] = {1, 8, 32, 128}, Ts[] = {16, 64};
     row_t rows[MAX_ROWS];
     int nrows = 0;
@@ -135,7 +137,7 @@ int main(int argc, char **argv) {
                             .bidirectional = 0, .num_labels = 2};
         gru_model_t *m;
         gru_ctx_t *ctx;
-        if (gru_model_new_random(&m, &cfg, 1) < 0 || gru_ctx_new(&ctx, m) < 0) return 2;
+        if (gru_model_new_random(&m, &cfg, 1, &load) < 0 || gru_ctx_new(&ctx, m) < 0) return 2;
         for (size_t bi = 0; bi < 4; bi++)
             for (size_t ti = 0; ti < 2; ti++)
                 for (int g = 0; g < 2; g++) {

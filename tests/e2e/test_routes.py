@@ -95,13 +95,11 @@ class Routes(unittest.TestCase):
         self.assertGreater(en["num_parameters"], 0)
 
     def test_openapi(self):
+        # The document itself equals the route table: tests/unit/test_route.c. Here: it is served.
         status, h, doc = self.srv.json("GET", "/openapi.json")
         self.assertEqual(status, 200)
         self.assertEqual(doc["openapi"][:2], "3.")
-        for p in ("/v1/sentiment", "/v1/models", "/healthz", "/readyz", "/metrics", "/openapi.json", "/v2",
-                  "/v2/health/live", "/v2/health/ready", "/v2/models/{name}", "/v2/models/{name}/ready",
-                  "/v2/models/{name}/infer"):
-            self.assertIn(p, doc["paths"])
+        self.assertIn("/v1/sentiment", doc["paths"])
 
     def test_metrics(self):
         self.srv.request("POST", "/v1/sentiment", {"texts": ["good", "bad"]})

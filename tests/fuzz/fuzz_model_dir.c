@@ -47,7 +47,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     write_file("model.safetensors", b + 6, size - (size_t)(b + 6 - data));
     gru_model_t *m;
     char err[1024];
-    if (gru_model_load(&m, dir, err, sizeof err) == 0) {
+    if (gru_model_load(&m, dir, NULL, err, sizeof err) == 0) {
         const gru_config_t *c = gru_model_config(m);
         gru_ctx_t *ctx;
         if (gru_ctx_new(&ctx, m) == 0) {

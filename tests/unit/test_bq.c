@@ -44,7 +44,7 @@ static gru_model_t *random_model(void) {
     memset(&c, 0, sizeof c);
     c.vocab_size = 50, c.embedding_dim = 8, c.hidden_size = 16, c.num_layers = 1, c.num_labels = 2;
     gru_model_t *m;
-    assert_int_equal(gru_model_new_random(&m, &c, 42), 0);
+    assert_int_equal(gru_model_new_random(&m, &c, 42, NULL), 0);
     return m;
 }
 

@@ -143,7 +143,7 @@ static void expect_reject_dir(const char *dir, const char *what, const char *nee
     gru_model_t *m = (gru_model_t *)(uintptr_t)1;
     char err[1024];
     memset(err, 0, sizeof err);
-    int rc = gru_model_load(&m, dir, err, sizeof err);
+    int rc = gru_model_load(&m, dir, NULL, err, sizeof err);
     if (rc >= 0) {
         printf("  FAIL %s: loaded (rc %d), expected a rejection\n", what, rc);
         gru_model_free(m);
@@ -171,7 +171,7 @@ static void expect_reject(const char *what, const char *need1, const char *need2
 static void expect_load(const char *what) {
     gru_model_t *m = NULL;
     char err[1024] = "";
-    int rc = gru_model_load(&m, g_dir, err, sizeof err);
+    int rc = gru_model_load(&m, g_dir, NULL, err, sizeof err);
     if (rc < 0 || !m) {
         printf("  FAIL %s: rejected (rc %d): %s\n", what, rc, err);
         g_failures++;
@@ -250,7 +250,7 @@ static void test_valid_model(void **state) {
     for (int round = 0; round < 2; round++) {
         gru_model_t *m = NULL;
         char err[512] = "";
-        int rc = gru_model_load(&m, round ? SRC_MODEL "/" : g_dir, err, sizeof err);
+        int rc = gru_model_load(&m, round ? SRC_MODEL "/" : g_dir, NULL, err, sizeof err);
         if (rc < 0) fail_msg("valid model rejected: %d %s", rc, err);
         const gru_config_t *c = gru_model_config(m);
         assert_string_equal(c->name, round ? "l1_h8_uni" : "model");

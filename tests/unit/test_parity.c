@@ -29,6 +29,11 @@
 #include <cmocka.h>
 
 #include "gru.h"
+#include "../../tools/tool_options.h"
+
+/* The engine under test: the default one, or another path chosen by tests/parity.cmake through
+ * GRU_PROJ_TABLE_MAX_MB / GRU_PACKED (set in main). */
+static gru_load_options_t g_opt;
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "expected.bin is little-endian; this test reads it on little-endian hosts only"
@@ -274,7 +279,7 @@ static void test_parity_case(void **state) {
 
     gru_model_t *m;
     char err[512] = "";
-    int r = gru_model_load(&m, rc->dir, err, sizeof err);
+    int r = gru_model_load(&m, rc->dir, &g_opt, err, sizeof err);
     if (r < 0) fail_msg("%s: gru_model_load: %d %s", rc->name, r, err);
     const gru_config_t *cfg = gru_model_config(m);
     assert_int_equal(cfg->vocab_size, rc->V);
@@ -345,7 +350,7 @@ static void test_batch64_case(void **state) {
     enum { NB = 64, MAXLEN = 300 };
     gru_model_t *m;
     char err[512] = "";
-    int r = gru_model_load(&m, dir, err, sizeof err);
+    int r = gru_model_load(&m, dir, &g_opt, err, sizeof err);
     if (r < 0) fail_msg("%s: gru_model_load: %d %s", name, r, err);
     const gru_config_t *cfg = gru_model_config(m);
     const size_t C = (size_t)cfg->num_labels;
@@ -400,6 +405,7 @@ int main(void) {
     static char *dirs[MAX_CASES];
     int n = 0;
     setvbuf(stdout, NULL, _IONBF, 0); /* our lines in order with cmocka's */
+    g_opt = tool_load_options();
     DIR *d = opendir(REF_DIR);
     if (!d) {
         fprintf(stderr, "test_parity: %s: %s (run tools/gen_reference.py)\n", REF_DIR, strerror(errno));

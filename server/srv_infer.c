@@ -1,0 +1,211 @@
+/* srv_infer.c - the inference hand-off: POST /v1/sentiment and POST /v2/models/{name}/infer,
+ * from a parsed body to a job in the batch queue, and from the finished job to the answer.
+ *
+ * DESIGN (threads: see srv.c for the whole picture)
+ * On the request's last call (HTTP thread), in this order, each step failing with its own
+ * error before anything is queued:
+ *   1. parse the body (api_request_parse) and pick the model;
+ *   2. tokenize every text (tokenize: invalid UTF-8 422, no tokens 422, too long 422 unless
+ *      "truncate");
+ *   3. lay out the result buffers (layout): one arena per request, probabilities of every text
+ *      first, then per text its gates and its trajectory, bounded by --max-result-mb;
+ *   4. reserve room in the queue (429 when full, 503 when draining), suspend the connection,
+ *      then bq_submit - so the resume can never come before the suspend.
+ * The queue calls on_job_done exactly once (bq's promise), on the worker that ran the job's last
+ * text or on the loop thread (deadline, shutdown): it marks the request DONE and resumes the
+ * connection; the resumed call (HTTP thread) encodes the answer (srv_infer_answer).
+ * Between bq_submit and on_job_done the queue owns the job, its items and the arena.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "srv.h"
+
+/* Writes v in decimal into out (24 bytes); no printf on the request path. */
+static void u64_text(char *out, uint64_t v) {
+    char tmp[24], *p = tmp + sizeof tmp;
+    *--p = 0;
+    do *--p = (char)('0' + v % 10);
+    while (v /= 10);
+    memcpy(out, p, (size_t)(tmp + sizeof tmp - p));
+}
+
+/* A worker or the loop thread: the queue is done with the job. */
+static void on_job_done(bq_job_t *job) {
+    srv_request_t *r = job->data;
+    SRV_ASSERT(r->state == REQ_QUEUED);
+    r->state = REQ_DONE;
+    MHD_resume_connection(r->conn);
+}
+
+/* Step 2: every text to token ids (r->seqs), counting r->tokens. */
+static srv_outcome_t tokenize(srv_request_t *r, api_error_t *err) {
+    const srv_model_t *m = r->model;
+    const gru_config_t *c = m->cfg;
+    const size_t n = r->n;
+    if (n == 1) {
+        r->seqs = &r->seq1;
+        r->items = &r->item1;
+    } else {
+        r->seqs = calloc(n, sizeof *r->seqs);
+        r->items = calloc(n, sizeof *r->items);
+        if (!r->seqs || !r->items) return SRV_FAIL(err, API_ERR_OUT_OF_MEMORY, "out of memory for %zu texts", n);
+    }
+    for (size_t i = 0; i < n; i++) tok_seq_init(&r->seqs[i]);
+    for (size_t i = 0; i < n; i++) {
+        tok_seq_t *seq = &r->seqs[i];
+        int rc = tok_encode(&c->tokenizer, m->vocab, r->req.texts[i], r->req.text_lens[i], seq);
+        const char *which = r->req.single ? "the text" : "a text";
+        if (rc == -EILSEQ)
+            return SRV_FAIL(err, API_ERR_INVALID_UTF8, "%s #%zu is not valid UTF-8 (byte %zu)", which, i,
+                            seq->error_offset);
+        if (rc < 0) return SRV_FAIL(err, api_err_from_errno(rc), "cannot tokenize text #%zu", i);
+        if (seq->n == 0) return SRV_FAIL(err, API_ERR_EMPTY_TEXT, "text #%zu has no tokens", i);
+        if (seq->truncated && !r->req.truncate)
+            return SRV_FAIL(err, API_ERR_TEXT_TOO_LONG,
+                            "text #%zu has %zu tokens; model %s takes %zu (send \"truncate\": true to cut it)", i,
+                            seq->n_total, c->name, c->tokenizer.max_tokens);
+        r->tokens += seq->n;
+    }
+    return SRV_CONTINUE;
+}
+
+/* Step 3: the arena and each item's view of it. */
+static srv_outcome_t layout(srv_request_t *r, api_error_t *err) {
+    const gru_config_t *c = r->model->cfg;
+    const size_t n = r->n, C = (size_t)c->num_labels;
+    const gru_gates_mode_t mode = r->req.gates;
+    const int traj = r->req.trajectory && !c->bidirectional;
+    size_t floats = n * C;
+    for (size_t i = 0; i < n; i++)
+        floats += gru_gates_floats(c, mode, r->seqs[i].n) + (traj ? r->seqs[i].n * C : 0);
+    const int max_mb = r->s->cfg.max_result_mb;
+    if (floats > (size_t)max_mb * (1u << 20) / sizeof(float))
+        return SRV_FAIL(err, API_ERR_RESULT_TOO_LARGE,
+                        "the results would need %zu MiB (limit %d MiB): ask for fewer texts or gates \"summary\"",
+                        floats * sizeof(float) >> 20, max_mb);
+    if (!(r->arena = malloc(floats * sizeof(float))))
+        return SRV_FAIL(err, API_ERR_OUT_OF_MEMORY, "out of memory for the results");
+    float *p = r->arena;
+    r->probs = p;
+    p += n * C;
+    for (size_t i = 0; i < n; i++) {
+        bq_item_t *it = &r->items[i];
+        it->ids = r->seqs[i].ids;
+        it->len = r->seqs[i].n;
+        it->probs = r->probs + i * C;
+        it->gates = NULL;
+        it->trajectory = NULL;
+        if (mode != GRU_GATES_NONE) {
+            it->gates = p;
+            p += gru_gates_floats(c, mode, it->len);
+        }
+        if (traj) {
+            it->trajectory = p;
+            p += it->len * C;
+        }
+    }
+    return SRV_CONTINUE;
+}
+
+/* Step 4: reserve, suspend, submit. */
+static srv_outcome_t enqueue(srv_request_t *r, api_error_t *err) {
+    srv_t *s = r->s;
+    r->job = (bq_job_t){.model = (size_t)(r->model - s->models), .gates = r->req.gates, .items = r->items,
+                        .n_items = r->n, .done = on_job_done, .data = r};
+    int rc = bq_reserve(s->bq, r->n);
+    if (rc == -EAGAIN)
+        return SRV_FAIL(err, API_ERR_QUEUE_FULL, "the queue is full (%d texts); retry shortly", s->cfg.max_queue);
+    if (rc == -ECANCELED) return SRV_FAIL(err, API_ERR_DRAINING, "the server is shutting down");
+    if (rc < 0) return SRV_FAIL(err, API_ERR_INTERNAL, "cannot queue the request");
+    /* Suspend before submitting: the resume (a worker) must find the connection suspended. */
+    atomic_fetch_add(&s->answering, 1);
+    r->submitted = 1;
+    r->state = REQ_QUEUED;
+    MHD_suspend_connection(r->conn);
+    bq_submit(s->bq, &r->job);
+    return SRV_SUSPENDED;
+}
+
+/* Steps 2-4 for r->model and the parsed r->req. */
+static srv_outcome_t submit(srv_request_t *r, api_error_t *err) {
+    r->n = r->req.n_texts;
+    srv_outcome_t o = tokenize(r, err);
+    if (o == SRV_CONTINUE) o = layout(r, err);
+    if (o == SRV_CONTINUE) o = enqueue(r, err);
+    return o;
+}
+
+/* Step 1: parses the body of an inference route; the body's bytes are freed (the texts now
+ * live in the parsed document). */
+static srv_outcome_t parse_body(srv_request_t *r, api_request_kind_t kind, api_error_t *err) {
+    api_limits_t lim = {(size_t)r->s->cfg.max_texts};
+    int rc = api_request_parse(&r->req, kind, r->body, r->body_len, &lim, err);
+    free(r->body);
+    r->body = NULL;
+    r->body_len = r->body_cap = 0;
+    return rc < 0 ? SRV_FAILED : SRV_CONTINUE;
+}
+
+srv_outcome_t srv_h_sentiment(srv_request_t *r, api_error_t *err) {
+    srv_outcome_t o = srv_require_ready(r, err);
+    if (o == SRV_CONTINUE) o = parse_body(r, API_REQ_SENTIMENT, err);
+    if (o != SRV_CONTINUE) return o;
+    r->model = &r->s->models[0];
+    if (r->req.model) {
+        r->model = NULL;
+        for (size_t i = 0; i < r->s->n_models && !r->model; i++)
+            if (strcmp(r->s->models[i].name, r->req.model) == 0) r->model = &r->s->models[i];
+        if (!r->model) {
+            char q[64];
+            snprintf(q, sizeof q, "%.60s", r->req.model);
+            return SRV_FAIL(err, API_ERR_MODEL_NOT_FOUND, "no model called \"%s\" (GET /v1/models lists them)", q);
+        }
+    }
+    return submit(r, err);
+}
+
+srv_outcome_t srv_h_v2_infer(srv_request_t *r, api_error_t *err) {
+    if (!(r->model = srv_path_model(r, err))) return SRV_FAILED;
+    srv_outcome_t o = parse_body(r, API_REQ_KSERVE_INFER, err);
+    return o == SRV_CONTINUE ? submit(r, err) : o;
+}
+
+srv_outcome_t srv_infer_answer(srv_request_t *r, api_error_t *err) {
+    const bq_job_t *job = &r->job;
+    if (job->status == -ETIMEDOUT)
+        return SRV_FAIL(err, API_ERR_TIMEOUT, "no worker took the request within %d ms", r->s->cfg.timeout_ms);
+    if (job->status == -ECANCELED) return SRV_FAIL(err, API_ERR_DRAINING, "the server is shutting down");
+    if (job->status < 0) return SRV_FAIL(err, api_err_from_errno(job->status), "inference failed");
+    const gru_config_t *c = r->model->cfg;
+    size_t len;
+    char *body;
+    if (r->req.kind == API_REQ_KSERVE_INFER) {
+        body = api_kserve_infer_body(&r->req, c, r->probs, r->n, &len);
+    } else {
+        api_result_t one, *res = r->n == 1 ? &one : calloc(r->n, sizeof *res);
+        if (!res) return SRV_FAIL(err, API_ERR_OUT_OF_MEMORY, "out of memory while encoding the response");
+        for (size_t i = 0; i < r->n; i++)
+            res[i] = (api_result_t){c, &r->seqs[i], r->items[i].probs, r->req.gates, r->items[i].gates,
+                                    r->items[i].trajectory};
+        body = api_sentiment_body(res, r->n, r->req.single, &len);
+        if (res != &one) free(res);
+    }
+    if (!body) return SRV_FAIL(err, API_ERR_OUT_OF_MEMORY, "out of memory while encoding the response");
+    char qt[24], it[24];
+    u64_text(qt, (job->t_start_ns - job->t_submit_ns) / 1000);
+    u64_text(it, (job->t_end_ns - job->t_start_ns) / 1000);
+    srv_header_t extra[2] = {{"x-queue-time", qt}, {"x-inference-time", it}};
+    return srv_respond(r, 200, "application/json", body, len, 1, extra, 2);
+}
+
+void srv_infer_release(srv_request_t *r) {
+    for (size_t i = 0; r->seqs && i < r->n; i++) tok_seq_deinit(&r->seqs[i]);
+    if (r->seqs != &r->seq1) free(r->seqs);
+    if (r->items != &r->item1) free(r->items);
+    free(r->arena);
+    api_request_deinit(&r->req);
+    if (r->submitted) atomic_fetch_sub(&r->s->answering, 1);
+}
