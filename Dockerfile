@@ -8,15 +8,15 @@ ARG BASE=debian:bookworm-slim
 # --- build: compilers and the -dev packages; only gru-serve and the libraries it links --------
 FROM ${BASE} AS build
 ARG DEBIAN_FRONTEND=noninteractive
-# libcmocka-dev: the top-level CMakeLists.txt configures tests/ (not built here), which needs it.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends gcc libc6-dev make cmake pkg-config \
-        libopenblas-dev libjansson-dev libmicrohttpd-dev libuv1-dev libcmocka-dev \
+        libopenblas-dev libjansson-dev libmicrohttpd-dev libuv1-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
 # Portable build (no -march=native): the engine picks its AVX2/AVX-512 kernels at run time.
-RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DGRU_NATIVE=OFF \
+# No tests here (GRU_TESTS=OFF: no cmocka, tests/ is not in the build context).
+RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=Release -DGRU_NATIVE=OFF -DGRU_TESTS=OFF \
  && cmake --build /build --target gru-serve -j"$(nproc)" \
  && strip /build/server/gru-serve \
  && /build/server/gru-serve --version

@@ -34,13 +34,6 @@ typedef struct {
 
 /* ---- prototypes ---- */
 
-/* The result object (new reference), or NULL when out of memory:
- *   {"model", ["model_version"], "label", "score", "probabilities": {label: p}, "tokens", "token_ids",
- *    "truncated", ["num_tokens_total" when truncated], ["gates": [...]], ["trajectory": [...]]}
- * gates: one entry per layer and direction {"layer", "direction": "forward"|"backward",
- * "reset", "update"} with one number per token (summary) or, in full mode, "reset", "update",
- * "candidate", "hidden" as per-token arrays of H numbers. */
-json_t *api_result_to_json(const api_result_t *r);
 
 /* The error body {"error": {"code": code, "message": message}} (new reference, or NULL).
  * code is a stable machine-readable word such as "invalid_json"; message is for people. */
@@ -191,8 +184,16 @@ void api_request_deinit(api_request_t *r); /* frees what parse made; r may be pa
  * Each returns new malloc'ed bytes (free() them) and their length in *len, or NULL when out of
  * memory. Everything passed in is borrowed. */
 
-/* POST /v1/sentiment: the result object (single) or {"model": name, ["model_version"],
- * "results": [...]} (name and version of results[0]). */
+/* POST /v1/sentiment (and gru-predict's lines): the result object (single) or {"model": name,
+ * ["model_version"], "results": [result, ...]} (name and version of results[0]). The result
+ * object, written by one writer (api_write.c):
+ *   {"model", ["model_version"], "label", "score", "probabilities": {label: p}, "tokens", "token_ids",
+ *    "truncated", ["num_tokens_total" when truncated], ["gates": [...]], ["trajectory": [...]]}
+ * gates: one entry per layer and direction {"layer", "direction": "forward"|"backward",
+ * "reset", "update"} with one number per token (summary) or, in full mode, "reset", "update",
+ * "candidate", "hidden" as per-token arrays of H numbers. Numbers as jansson writes them with
+ * API_DUMP_FLAGS. NULL also when a number is not finite or a string is not valid UTF-8 (what
+ * jansson refuses too; the engine and the tokenizer never produce either). */
 char *api_sentiment_body(const api_result_t *results, size_t n, int single, size_t *len);
 /* POST /v2/models/{name}/infer: {"model_name", "model_version", ["id"], "outputs": [...]} with
  * the outputs of req (label: BYTES [n]; probabilities: FP32 [n, C]). probs is (n, C); version

@@ -30,8 +30,8 @@ void api__buf_real(api__buf_t *b, double v);           /* fails on NaN and infin
 void api__buf_string(api__buf_t *b, const char *s, size_t n); /* quoted and escaped as jansson
                                                                  does; fails on invalid UTF-8 */
 
-/* Appends the result object of r exactly as json_dumps(api_result_to_json(r), API_DUMP_FLAGS)
- * writes it, without building a jansson document (the hot path of POST /v1/sentiment). */
+/* Appends the result object of r (api.h, api_sentiment_body) in jansson's API_DUMP_FLAGS format,
+ * without building a jansson document (the hot path of POST /v1/sentiment). */
 void api__write_result(api__buf_t *b, const api_result_t *r);
 
 #endif /* API_INTERNAL_H */

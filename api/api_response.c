@@ -1,8 +1,9 @@
 /* api_response.c - the JSON bodies of the routes: sentiment results, KServe v2 inference and
  * metadata, the model list, small status objects; and the model card reader.
  *
- * Every body is built with jansson (json_*_set_new on fresh values) and dumped with
- * API_DUMP_FLAGS; the caller gets malloc'ed bytes, which it hands to MHD to free.
+ * Every body but the sentiment results is built with jansson (json_*_set_new on fresh values)
+ * and dumped with API_DUMP_FLAGS; the sentiment results are written directly (api_write.c) in
+ * the same format. The caller gets malloc'ed bytes, which it hands to MHD to free.
  */
 #include <ctype.h>
 #include <math.h>
@@ -41,27 +42,6 @@ static json_t *real_or_null(double x) { return isnan(x) ? json_null() : json_rea
 /* ------------------------------------------------------------------------------------------ */
 /* POST /v1/sentiment */
 
-/* The jansson path: the reference, and the fallback when the fast writer declines. */
-static char *sentiment_body_jansson(const api_result_t *results, size_t n, int single, size_t *len) {
-    if (single) return dump(api_result_to_json(&results[0]), len);
-    /* jansson's *_set_new and *_append_new steal the value even when they fail. */
-    json_t *o = json_object(), *arr = json_array();
-    if (!o || !arr || json_object_set_new(o, "model", json_string(results[0].cfg->name)) < 0) goto oom;
-    const char *v = results[0].model_version;
-    if (v && v[0] && json_object_set_new(o, "model_version", json_string(v)) < 0) goto oom;
-    for (size_t i = 0; i < n; i++)
-        if (json_array_append_new(arr, api_result_to_json(&results[i])) < 0) goto oom;
-    if (json_object_set_new(o, "results", arr) < 0) {
-        json_decref(o);
-        return NULL;
-    }
-    return dump(o, len);
-oom:
-    json_decref(o);
-    json_decref(arr);
-    return NULL;
-}
-
 char *api_sentiment_body(const api_result_t *results, size_t n, int single, size_t *len) {
     if (n == 0) return NULL;
     api__buf_t b = {NULL, 0, 0, 0};
@@ -82,7 +62,7 @@ char *api_sentiment_body(const api_result_t *results, size_t n, int single, size
     if (!single) api__buf_put(&b, "]}", 2);
     if (b.failed) {
         free(b.buf);
-        return sentiment_body_jansson(results, n, single, len);
+        return NULL;
     }
     if (len) *len = b.len;
     return b.buf;

@@ -1,12 +1,12 @@
-/* api_write.c - a direct JSON writer for the hot responses: the result object of the engine
- * issue, byte for byte as api_result_to_json() + json_dumps(API_DUMP_FLAGS) produce it.
+/* api_write.c - the one writer of the result object (POST /v1/sentiment's answers and
+ * gru-predict's lines), in the format jansson writes with API_DUMP_FLAGS.
  *
- * Why: building a jansson document for a result with per-token gates costs about fifty small
- * allocations and a printf("%.7g") per number; on the HTTP threads that was a third of the
- * time of a request. This writer appends to one buffer and formats numbers with exact integer
- * arithmetic. api_result_to_json stays the reference: test_api compares the two on many
- * random results, and the writer declines (b->failed) whatever it cannot do identically
- * (non-finite numbers, invalid UTF-8), so the caller falls back to jansson.
+ * Why not jansson: building a document for a result with per-token gates costs about fifty
+ * small allocations and a printf("%.7g") per number; on the HTTP threads that was a third of
+ * the time of a request. This writer appends to one buffer and formats numbers with exact
+ * integer arithmetic. test_api checks, on many random results, that what it writes parses to
+ * the values given and that jansson, loading and dumping it again, writes the same bytes; it
+ * declines (b->failed) what jansson refuses too (non-finite numbers, invalid UTF-8).
  */
 #include <math.h>
 #include <stdint.h>
@@ -258,7 +258,7 @@ void api__buf_string(api__buf_t *b, const char *s, size_t n) {
 #define PUT(b, lit) api__buf_put((b), lit, sizeof lit - 1)
 
 /* ------------------------------------------------------------------------------------------ */
-/* The result object (mirrors api_result_to_json in api_result.c, key for key) */
+/* The result object (its keys: api.h, api_sentiment_body) */
 
 static void put_reals(api__buf_t *b, const float *v, size_t n) {
     PUT(b, "[");

@@ -9,7 +9,8 @@ Servers (all on 127.0.0.1, each started and stopped by this script):
 Load: wrk -t2 at 1, 16 and 64 connections, one sentence per request or 32 per request, gates
 none or summary (the peer's "gates": true is its per-token r/z means: the same information).
 
-    bench/peers_bench.py [--build build] [--duration 10] [--connections 1,16,64]
+    bench/peers_bench.py [--build build] [--duration 10] [--connections 1,16,64] [--texts 1,32]
+                         [--gates none,summary] [--skip-fastapi] [--serve-args '...']
 
 Prints a table (req/s, texts/s, p50, p99, non-2xx, RSS) and the ratios gru-serve / fastapi and
 gru-serve / mhd_hello. Figures drift on shared machines: compare the ratios within one run.
@@ -19,12 +20,12 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
+
+from bench_util import cpu_seconds, free_port, rss_kib, wait_http
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PEERS = os.path.normpath(os.path.join(ROOT, "..", "shared", "peers"))
@@ -48,45 +49,6 @@ done = function(summary, latency, requests)
     e.status, e.connect + e.read + e.write + e.timeout))
 end
 '''
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def wait_http(url, seconds=60):
-    end = time.time() + seconds
-    while time.time() < end:
-        try:
-            with urllib.request.urlopen(url, timeout=1) as r:
-                if r.status == 200:
-                    return True
-        except Exception:
-            time.sleep(0.1)
-    return False
-
-
-def rss_kib(pid):
-    """Resident set of pid and its descendants (uvicorn forks workers), KiB."""
-    total = 0
-    pids = [pid]
-    try:
-        out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], stdout=subprocess.PIPE, text=True).stdout
-        pids += [int(p) for p in out.split()]
-    except Exception:
-        pass
-    for p in pids:
-        try:
-            with open("/proc/%d/status" % p) as f:
-                m = re.search(r"VmRSS:\s+(\d+)", f.read())
-                total += int(m.group(1)) if m else 0
-        except OSError:
-            pass
-    return total
 
 
 def body(server, batch, gates):
@@ -119,6 +81,8 @@ def main():
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--connections", default="1,16,64")
     ap.add_argument("--skip-fastapi", action="store_true")
+    ap.add_argument("--texts", default="1,32", help="texts per request: 1 and/or 32")
+    ap.add_argument("--gates", default="none,summary", help="gates of gru-serve and fastapi (mhd_hello: none)")
     ap.add_argument("--serve-args", default="", help="extra gru-serve flags, e.g. '--model models/sst2-en'")
     args = ap.parse_args()
     conns = [int(c) for c in args.connections.split(",")]
@@ -160,25 +124,33 @@ def main():
         for name, port in servers.items():
             url = "http://127.0.0.1:%d/v1/sentiment" % port
             for batch in (False, True):
+                if ("32" if batch else "1") not in args.texts.split(","):
+                    continue
                 for gates in (False, True):
                     if name == "mhd_hello" and gates:
+                        continue
+                    if name != "mhd_hello" and ("summary" if gates else "none") not in args.gates.split(","):
                         continue
                     lua = os.path.join(tmp, "%s_%d_%d.lua" % (name, batch, gates))
                     with open(lua, "w") as f:
                         f.write(WRK_LUA % body(name, batch, gates))
                     for c in conns:
+                        cpu0 = cpu_seconds(procs[name].pid)
                         r = run_wrk(url, lua, c, args.duration)
+                        cpu = cpu_seconds(procs[name].pid) - cpu0
                         r.update(server=name, batch=32 if batch else 1, gates="summary" if gates else "none", conns=c,
-                                 rss=rss_kib(procs[name].pid))
+                                 rss=rss_kib(procs[name].pid),
+                                 cpu_us=1e6 * cpu / max(1.0, r["rps"] * args.duration))
                         r["texts"] = r["rps"] * r["batch"]
                         rows.append(r)
                         print("%-10s c=%-3d batch=%-2d gates=%-7s %9.0f req/s %9.0f texts/s p50 %7.2f ms p99 %8.2f ms "
-                              "non2xx %d err %d RSS %6.1f MB" % (name, c, r["batch"], r["gates"], r["rps"], r["texts"],
-                                                                  r["p50"], r["p99"], r["non2xx"], r["errors"],
-                                                                  r["rss"] / 1024), flush=True)
+                              "non2xx %d err %d RSS %6.1f MB CPU %5.1f us/req" % (
+                                  name, c, r["batch"], r["gates"], r["rps"], r["texts"], r["p50"], r["p99"],
+                                  r["non2xx"], r["errors"], r["rss"] / 1024, r["cpu_us"]), flush=True)
         # Ratios, gru-serve against each peer on the same scenario.
-        print("\n| conns | texts/req | gates | gru-serve req/s | p50 ms | p99 ms | RSS MB | x fastapi | fastapi RSS MB | % of mhd_hello |")
-        print("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|")
+        print("\n| conns | texts/req | gates | gru-serve req/s | p50 ms | p99 ms | RSS MB | x fastapi | fastapi RSS MB "
+              "| % of mhd_hello | CPU us/req | % of mhd_hello by CPU |")
+        print("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for r in rows:
             if r["server"] != "gru-serve":
                 continue
@@ -188,11 +160,12 @@ def main():
                         return q
             fa = peer("fastapi", r["gates"])
             mh = peer("mhd_hello", "none")
-            print("| %d | %d | %s | %.0f | %.2f | %.2f | %.1f | %s | %s | %s |" % (
+            print("| %d | %d | %s | %.0f | %.2f | %.2f | %.1f | %s | %s | %s | %.1f | %s |" % (
                 r["conns"], r["batch"], r["gates"], r["rps"], r["p50"], r["p99"], r["rss"] / 1024,
                 "%.0fx" % (r["rps"] / fa["rps"]) if fa and fa["rps"] else "-",
                 "%.0f" % (fa["rss"] / 1024) if fa else "-",
-                "%.0f%%" % (100 * r["rps"] / mh["rps"]) if mh and mh["rps"] else "-"))
+                "%.0f%%" % (100 * r["rps"] / mh["rps"]) if mh and mh["rps"] else "-",
+                r["cpu_us"], "%.0f%%" % (100 * mh["cpu_us"] / r["cpu_us"]) if mh and r["cpu_us"] else "-"))
     finally:
         for p in procs.values():
             if p.poll() is None:

@@ -22,7 +22,8 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
+
+from bench_util import free_port, wait_http
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PEERS = os.path.normpath(os.path.join(ROOT, "..", "shared", "peers"))
@@ -40,27 +41,6 @@ def build(build_dir):
                            text=True, check=True).stdout.split()
     sh(["cc", "-O2", "-o", hello, os.path.join(PEERS, "mhd_hello.c")] + flags)
     return os.path.join(build_dir, "server", "gru-serve"), hello
-
-
-def free_port():
-    import socket
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def wait_http(url, timeout=10):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(url, timeout=1) as r:
-                if r.status == 200:
-                    return
-        except Exception:  # noqa: BLE001 - not up yet
-            time.sleep(0.02)
-    raise RuntimeError("no answer from " + url)
 
 
 def rss_kb(pid, field="VmRSS"):
@@ -105,7 +85,8 @@ def main():
     hello = subprocess.Popen([hello_bin, "--port", str(port_h)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         t0 = time.time()
-        wait_http("http://127.0.0.1:%d/readyz" % port_s)
+        if not wait_http("http://127.0.0.1:%d/readyz" % port_s, 10):
+            raise RuntimeError("gru-serve did not become ready")
         startup = time.time() - t0
         rss_idle = rss_kb(serve.pid)
         ours, ceiling = [], []

@@ -59,6 +59,7 @@ struct gru_model {
      * NULL when the table would exceed the load options' budget (then it is computed per batch). */
     float *proj0[2];
     mm_packed_t *whh[GRU_MAX_LAYERS][2]; /* W_hh packed for mm_mul(), or NULL: use BLAS */
+    mm_packed_t *wih[GRU_MAX_LAYERS][2]; /* W_ih packed where no table replaces it, or NULL */
 };
 
 /* Largest weight magnitude accepted (a trained GRU's are below 100). With every weight within it
@@ -79,7 +80,7 @@ void gru_model_free(gru_model_t *m) {
     free(m->proj0[0]);
     free(m->proj0[1]);
     for (int l = 0; l < GRU_MAX_LAYERS; l++)
-        for (int d = 0; d < 2; d++) mm_packed_free(m->whh[l][d]);
+        for (int d = 0; d < 2; d++) mm_packed_free(m->whh[l][d]), mm_packed_free(m->wih[l][d]);
     free(m);
 }
 
@@ -111,7 +112,7 @@ size_t gru_gates_floats(const gru_config_t *cfg, gru_gates_mode_t mode, size_t l
 }
 
 static int precompute_proj0(gru_model_t *m, int max_mb);
-static int pack_whh(gru_model_t *m, int packed);
+static int pack_weights(gru_model_t *m, int packed);
 
 /* Counts the parameters of the shape in c. */
 static size_t count_params(const gru_config_t *c) {
@@ -256,7 +257,7 @@ static int build_engine(gru_model_t *m, const gru_load_options_t *opt) {
     const gru_load_options_t def = GRU_LOAD_OPTIONS_DEFAULT;
     if (!opt) opt = &def;
     int rc = precompute_proj0(m, opt->proj_table_max_mb);
-    return rc < 0 ? rc : pack_whh(m, opt->packed);
+    return rc < 0 ? rc : pack_weights(m, opt->packed);
 }
 
 int gru_model_load(gru_model_t **out, const char *dir, const gru_load_options_t *opt, char *err, size_t errlen) {
@@ -445,6 +446,12 @@ static void gru_cell_forward(float *h, float *rzn, const float *const *gi, const
     }
 }
 
+/* out (M, N) += bias (N) on every row. */
+static void add_bias(float *out, const float *bias, size_t M, int N) {
+    for (size_t i = 0; i < M; i++)
+        for (int j = 0; j < N; j++) out[i * (size_t)N + j] += bias[j];
+}
+
 /* out = x W^T (+ bias) for x (M, K), W (N, K): out (M, N). */
 static void matmul_forward(float *out, const float *x, const float *w, const float *bias, int M, int N, int K) {
     if (M == 0) return;
@@ -453,9 +460,7 @@ static void matmul_forward(float *out, const float *x, const float *w, const flo
     } else {
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, x, K, w, K, 0.0f, out, N);
     }
-    if (bias)
-        for (int i = 0; i < M; i++)
-            for (int j = 0; j < N; j++) out[(size_t)i * N + j] += bias[j];
+    if (bias) add_bias(out, bias, (size_t)M, N);
 }
 
 /* Fills m->proj0 (see struct gru_model) when it fits in max_mb MiB. Returns 0, or -ENOMEM. */
@@ -473,8 +478,11 @@ static int precompute_proj0(gru_model_t *m, int max_mb) {
 }
 
 /* Packs every W_hh for mm_mul() where the kernel exists (unless packed is 0); the mapped
- * original then leaves memory, as the embedding does for the table. Returns 0, or -ENOMEM. */
-static int pack_whh(gru_model_t *m, int packed) {
+ * original then leaves memory, as the embedding does for the table. Packs W_ih too where no
+ * projection table replaces it (layers above 0, or layer 0 without the table), so that every
+ * matrix product of a forward pass sums each output in one fixed order, whatever the batch.
+ * Returns 0, or -ENOMEM. */
+static int pack_weights(gru_model_t *m, int packed) {
     const int H = m->cfg.hidden_size;
     if (!packed) return 0;
     for (int l = 0; l < m->cfg.num_layers; l++)
@@ -486,6 +494,9 @@ static int pack_whh(gru_model_t *m, int packed) {
                 snprintf(name, sizeof name, "gru.weight_hh_l%d%s", l, d ? "_reverse" : "");
                 wts_release(m->wts, wts_find(m->wts, name));
             }
+            if (l == 0 && m->proj0[d]) continue;
+            int in = l == 0 ? m->cfg.embedding_dim : (1 + m->cfg.bidirectional) * H;
+            if ((rc = mm_pack(&m->wih[l][d], m->layers[l][d].w_ih, 3 * H, in)) == -ENOMEM) return rc;
         }
     return 0;
 }
@@ -496,6 +507,25 @@ static void softmax(float *p, const float *logits, int C) {
     float sum = 0.0f;
     for (int c = 0; c < C; c++) sum += (p[c] = expf(logits[c] - mx));
     for (int c = 0; c < C; c++) p[c] /= sum;
+}
+
+/* probs (C) = softmax(fc(x)) for one feature row x (D*H): each logit is one dot product in a
+ * fixed order (8 interleaved partial sums, then added pairwise), the same whatever the batch,
+ * unlike a BLAS call whose blocking and kernel (gemv at one row, gemm at several) depend on the
+ * number of rows. C is at most GRU_MAX_LABELS, so this is a few hundred multiply-adds. */
+static void head_row(const gru_model_t *m, float *probs, const float *x) {
+    const int C = m->cfg.num_labels, K = (1 + m->cfg.bidirectional) * m->cfg.hidden_size;
+    float logits[GRU_MAX_LABELS];
+    for (int c = 0; c < C; c++) {
+        const float *w = m->fc_w + (size_t)c * K;
+        float acc[8] = {0};
+        int k = 0;
+        for (; k + 8 <= K; k += 8)
+            for (int j = 0; j < 8; j++) acc[j] += w[k + j] * x[k + j];
+        for (int j = 0; k < K; k++, j++) acc[j] += w[k] * x[k];
+        logits[c] = m->fc_b[c] + (((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])));
+    }
+    softmax(probs, logits, C);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -515,8 +545,7 @@ struct gru_ctx {
     float *gh;     /* (B, 3H) recurrent projections of one step */
     float *h;      /* (D, B, H) states */
     float *gates;  /* (3, B, H) r, z, n of one step */
-    float *feat;   /* (B, D*H) head input */
-    float *logits; /* (max(B, N), C) */
+    float *feat;   /* (D*H) head input of one text */
     const float **gi; /* (B) row pointers */
     gru_rank_t *rank; /* (B) texts sorted by length, longest first */
     size_t *offs;     /* (T + 1) packed row offset of each step */
@@ -540,7 +569,6 @@ void gru_ctx_free(gru_ctx_t *ctx) {
     free(ctx->h);
     free(ctx->gates);
     free(ctx->feat);
-    free(ctx->logits);
     free(ctx->gi);
     free(ctx->rank);
     free(ctx->offs);
@@ -560,7 +588,6 @@ static int grow(void **p, size_t count, size_t size) {
 static int ctx_reserve(gru_ctx_t *ctx, size_t N, size_t B, size_t T) {
     const gru_config_t *c = &ctx->model->cfg;
     size_t E = (size_t)c->embedding_dim, H = (size_t)c->hidden_size, D = 1 + (size_t)c->bidirectional;
-    size_t C = (size_t)c->num_labels;
     if (N > ctx->cap_n) {
         /* With the layer-0 table, x0 is unused and g serves layers above 0 only. */
         int table = ctx->model->proj0[0] != NULL;
@@ -574,13 +601,11 @@ static int ctx_reserve(gru_ctx_t *ctx, size_t N, size_t B, size_t T) {
     if (B > ctx->cap_b) {
         if (grow((void **)&ctx->gh, B * 3 * H, sizeof(float)) || grow((void **)&ctx->h, D * B * H, sizeof(float)) ||
             grow((void **)&ctx->gates, 3 * B * H, sizeof(float)) ||
-            grow((void **)&ctx->feat, B * D * H, sizeof(float)) || grow((void **)&ctx->gi, B, sizeof(float *)) ||
+            grow((void **)&ctx->feat, D * H, sizeof(float)) || grow((void **)&ctx->gi, B, sizeof(float *)) ||
             grow((void **)&ctx->rank, B, sizeof(gru_rank_t)))
             return -ENOMEM;
         ctx->cap_b = B;
     }
-    /* logits serve both the head (B, C) and the trajectory (N, C) */
-    if (grow((void **)&ctx->logits, (N > B ? N : B) * C, sizeof(float))) return -ENOMEM;
     if (T + 1 > ctx->cap_t) {
         if (grow((void **)&ctx->offs, T + 1, sizeof(size_t)) || grow((void **)&ctx->bsz, T + 1, sizeof(int)))
             return -ENOMEM;
@@ -686,7 +711,12 @@ int gru_forward_batch(gru_ctx_t *ctx, const gru_input_t *in, gru_output_t *out, 
             memset(h, 0, n * (size_t)H * sizeof(float));
             /* Input projections: rows of the table, or (N, In) x (In, 3H) for all tokens at once. */
             const float *table = l == 0 ? m->proj0[d] : NULL;
-            if (!table) matmul_forward(ctx->g, x, w->w_ih, w->b_ih, (int)N, 3 * H, in_dim);
+            if (!table && m->wih[l][d]) { /* (N, 3H) */
+                mm_mul(m->wih[l][d], x, (int)N, ctx->g);
+                add_bias(ctx->g, w->b_ih, N, 3 * H);
+            } else if (!table) {
+                matmul_forward(ctx->g, x, w->w_ih, w->b_ih, (int)N, 3 * H, in_dim);
+            }
             for (size_t s = 0; s < T; s++) {
                 int b = ctx->bsz[s];
                 for (int i = 0; i < b; i++) {
@@ -711,21 +741,22 @@ int gru_forward_batch(gru_ctx_t *ctx, const gru_input_t *in, gru_output_t *out, 
         in_dim = DH;
     }
 
-    /* Head: softmax(fc([h_fwd, h_bwd])) of the last layer's final states. */
-    for (size_t i = 0; i < n; i++)
+    /* Head: softmax(fc([h_fwd, h_bwd])) of the last layer's final states, one text at a time
+     * (head_row), so that a text's probabilities do not depend on its batch. */
+    for (size_t i = 0; i < n; i++) {
+        float *feat = ctx->feat; /* (D*H) */
         for (int d = 0; d < D; d++)
-            memcpy(ctx->feat + i * DH + (size_t)d * H, ctx->h + ((size_t)d * n + i) * H, (size_t)H * sizeof(float));
-    matmul_forward(ctx->logits, ctx->feat, m->fc_w, m->fc_b, (int)n, C, DH);
-    for (size_t i = 0; i < n; i++) softmax(out[ctx->rank[i].idx].probs, ctx->logits + i * C, C);
+            memcpy(feat + (size_t)d * H, ctx->h + ((size_t)d * n + i) * H, (size_t)H * sizeof(float));
+        head_row(m, out[ctx->rank[i].idx].probs, feat);
+    }
 
-    /* Trajectory: the head on every prefix state h_t of the last layer, (N, C). */
-    if (want_traj && N > 0) {
-        matmul_forward(ctx->logits, y, m->fc_w, m->fc_b, (int)N, C, H);
+    /* Trajectory: the head on every prefix state h_t of the last layer (unidirectional: its
+     * last point is the final state, so it equals probs bit for bit). */
+    if (want_traj)
         for (size_t t = 0; t < T; t++)
             for (int i = 0; i < ctx->bsz[t]; i++) {
                 float *tr = out[ctx->rank[i].idx].trajectory;
-                if (tr) softmax(tr + t * C, ctx->logits + (ctx->offs[t] + (size_t)i) * C, C);
+                if (tr) head_row(m, tr + t * C, y + (ctx->offs[t] + (size_t)i) * H);
             }
-    }
     return 0;
 }

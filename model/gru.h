@@ -137,9 +137,11 @@ int gru_ctx_new(gru_ctx_t **out, const gru_model_t *m);
 void gru_ctx_free(gru_ctx_t *ctx); /* accepts NULL */
 
 /* Runs n texts through the model in one batched pass and writes out[i] for each in[i].
- * A text's results do not depend on the other texts in the batch (beyond float rounding
- * in the BLAS kernels, < 1e-6). Gates are computed only when mode is not GRU_GATES_NONE and
- * written for the texts whose out[i].gates is not NULL.
+ * A text's results do not depend on the other texts in the batch, bit for bit, wherever the
+ * packed kernel runs (x86-64 with AVX2+FMA, packed load option): every matrix product and the
+ * head sum each output in one fixed order whatever the batch size. On the BLAS path (other
+ * CPUs, or packed 0) they may differ in float rounding (< 1e-6). Gates are computed only when
+ * mode is not GRU_GATES_NONE and written for the texts whose out[i].gates is not NULL.
  * Returns 0; -EINVAL for bad arguments (ctx made for another model, id out of range: nothing
  * is written); -ENOMEM when scratch memory cannot grow. */
 int gru_forward_batch(gru_ctx_t *ctx, const gru_input_t *in, gru_output_t *out, size_t n,

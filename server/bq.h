@@ -1,23 +1,24 @@
-/* bq.h - the batch queue: texts from many requests, batched on a libuv loop, run on a pool of
- * worker threads, each with its own gru_ctx_t per model.
+/* bq.h - the batch queue: texts from many requests, batched and run on a pool of worker
+ * threads, each with its own gru_ctx_t per model; timers and shutdown on a libuv loop.
  *
  * A job is one request: n items (texts), each with its token ids and the result buffers the
  * request lends to the queue. The submitter first reserves room for the job's items
  * (bq_reserve, which is where back-pressure happens), then hands the job over (bq_submit).
- * From then on the queue owns the job until it calls job->done exactly once, on the loop
- * thread, with job->status set. Between those two points the submitter must not touch the job,
- * its items or their buffers.
+ * From then on the queue owns the job until it calls job->done exactly once, with job->status
+ * set: on the worker thread that ran its last text, or on the loop thread (deadline, cancel).
+ * Between those two points the submitter must not touch the job, its items or their buffers.
  *
- * Threads: bq_reserve, bq_unreserve, bq_submit and bq_depth may be called from any thread.
- * Everything else, and every callback, runs on the loop thread. Workers run only
- * gru_forward_batch() on a batch's own arrays and the lent result buffers.
+ * Threads: bq_reserve, bq_unreserve, bq_submit and bq_stats may be called from any thread.
+ * bq_new, bq_cancel, bq_flush, bq_idle, bq_close run on the loop thread. The observers run
+ * under the queue's lock, on a worker or the loop thread: they must be quick and must not call
+ * bq_ functions. Workers run gru_forward_batch() on a batch's own arrays and the lent result
+ * buffers, then complete its jobs and take the next batch themselves.
  *
- * Models: a job names a bq_model_t, a model with one gru_ctx_t per worker slot. The owner
- * creates it (bq_model_new, any thread, off the serving path: a reload thread may build and warm
- * one while the queue serves others) and keeps it alive while any job that names it is queued
- * or running, i.e. until that job's done; then it may free it (bq_model_free) on the loop
- * thread, or after the loop has ended. The queue keeps no list of models: any number may come
- * and go while it runs.
+ * Models: a job names a bq_model_t, a model with one gru_ctx_t per worker. The owner creates
+ * it (bq_model_new, any thread, off the serving path: a reload thread may build and warm one
+ * while the queue serves others) and keeps it alive while any job that names it is queued or
+ * running, i.e. until that job's done has been called; then it may free it (bq_model_free). The
+ * queue keeps no list of models: any number may come and go while it runs.
  *
  * Usage:
  *     bq_model_t *m; bq_model_new(&m, model, opts.workers, 0);
@@ -59,11 +60,11 @@ typedef struct bq_item {
 
 struct bq_job {
     /* public: set by the submitter before bq_submit */
-    bq_model_t *model;       /* borrowed: must outlive the job (until done returns) */
+    bq_model_t *model;       /* borrowed: must outlive the job (until done is called) */
     gru_gates_mode_t gates;  /* for all its items */
     bq_item_t *items;        /* (n_items) */
     size_t n_items;
-    bq_done_cb done;         /* called once, on the loop thread */
+    bq_done_cb done;         /* called once, on a worker or the loop thread */
     void *data;              /* for the submitter */
     /* public, read-only in done */
     int status;              /* 0; -ETIMEDOUT (deadline passed in the queue); -ECANCELED
@@ -80,15 +81,15 @@ struct bq_job {
 
 /* Queue settings. */
 typedef struct {
-    int workers;             /* concurrent batches, one gru_ctx_t per model each; >= 1 */
+    int workers;             /* worker threads (concurrent batches), one gru_ctx_t per model each */
     size_t max_batch;        /* texts per batch */
     size_t max_batch_tokens; /* tokens per batch (a longer single text still runs alone) */
     uint64_t max_delay_us;   /* 0: dispatch what is queued as soon as a worker is free */
     size_t max_queue;        /* texts reserved and not yet running; beyond it -EAGAIN */
     uint64_t timeout_ms;     /* deadline of a text in the queue */
-    int warmup;              /* bq_new runs one batch on every context of the models given */
-    /* Observers (loop thread; may be NULL): one call per batch (model_id: the batch's
-     * model's id, see bq_model_new), one per text that waited. */
+    int warmup;              /* bq_new runs one batch on each worker's context of the models given */
+    /* Observers (may be NULL; under the queue's lock, see above): one call per batch, one per
+     * text that waited. model_id: the id given to bq_model_new (e.g. a metrics slot). */
     void (*on_batch)(void *data, size_t model_id, size_t texts, size_t tokens, uint64_t compute_ns);
     void (*on_wait)(void *data, uint64_t wait_ns);
     void *observer_data;
@@ -104,25 +105,27 @@ typedef struct {
 /* ---- prototypes ---- */
 
 /* A queue's view of model (borrowed: it must outlive the result): one scratch context for each
- * of workers worker slots (workers >= the queue's opt.workers); id is passed to on_batch (e.g.
- * a metrics slot). Any thread. Returns 0 and a new bq_model_t in *out, -EINVAL or -ENOMEM. */
+ * of workers workers (workers >= the queue's opt.workers); id is passed to on_batch. Any thread.
+ * Returns 0 and a new bq_model_t in *out, -EINVAL or -ENOMEM. */
 int bq_model_new(bq_model_t **out, gru_model_t *model, int workers, size_t id);
-/* Runs one typical batch (the warm-up of bq_new: up to 64 texts of 17-24 tokens, within
- * max_batch and max_batch_tokens) through each of m's contexts on the calling thread, before m
- * is used by a queue: the contexts' scratch memory is allocated and the weights are paged in.
- * Returns 0, -ENOMEM, or -ERANGE when the model answers with non-finite probabilities. */
+/* Runs bq_new's warm-up batch (up to 64 texts of 17-24 tokens, within max_batch and
+ * max_batch_tokens) through each of m's contexts on the calling thread, before m is used by a
+ * queue: the contexts' scratch memory is allocated and the weights are paged in. Returns 0,
+ * -ENOMEM, or -ERANGE when the model answers with probabilities outside [0, 1] (NaN). */
 int bq_model_warm(bq_model_t *m, size_t max_batch, size_t max_batch_tokens);
-/* Frees m's contexts (not the model). No job naming m may be queued or running: call it on the
- * loop thread after the last such job's done returned, or after the loop has ended. NULL ok. */
+/* Frees m's contexts (not the model). No job naming m may be queued or running any more (the
+ * done of the last one has been called). NULL ok. */
 void bq_model_free(bq_model_t *m);
 gru_model_t *bq_model_engine(const bq_model_t *m); /* borrowed */
 
 /* Creates the queue on loop (its handles are initialized here; call before uv_run, on the
- * thread that will run the loop). With opt->warmup, the n_warm models in warm (borrowed for the
- * call) run one batch on every context, on the pool's threads (which libuv starts then).
- * Returns 0 or -ENOMEM / -EINVAL, with nothing left allocated. */
+ * thread that will run the loop) and starts its workers (after their warm-up: with
+ * opt->warmup, each runs one batch through its context of each of the n_warm models in warm,
+ * borrowed for the call). Returns 0 or -ENOMEM / -EINVAL (or the warm-up's failure), with
+ * nothing left allocated. */
 int bq_new(bq_queue_t **out, uv_loop_t *loop, bq_model_t *const *warm, size_t n_warm, const bq_options_t *opt);
-/* Frees the queue after bq_close and after the loop has run the close callbacks. NULL is ok. */
+/* Stops the workers and frees the queue, after bq_close and after the loop has run the close
+ * callbacks. NULL is ok. */
 void bq_free(bq_queue_t *q);
 
 /* Reserves room for n texts. Returns 0, -EAGAIN when the queue is full, or -ECANCELED after
@@ -132,9 +135,9 @@ int bq_reserve(bq_queue_t *q, size_t n);
 void bq_unreserve(bq_queue_t *q, size_t n);
 
 /* Hands job over (its n_items were reserved). Never fails: job->done(job) is called exactly
- * once, later, on the loop thread (it may run before bq_submit returns on the caller's thread:
- * do everything that must precede done, such as MHD_suspend_connection, before bq_submit).
- * Any thread. */
+ * once, later, on a worker or the loop thread, never inside bq_submit itself (it may run
+ * before bq_submit returns: do everything that must precede done, such as
+ * MHD_suspend_connection, before bq_submit). Any thread. */
 void bq_submit(bq_queue_t *q, bq_job_t *job);
 
 /* Loop thread: refuse new reservations; fail every queued text (its job gets -ECANCELED);

@@ -5,30 +5,31 @@
  * Four kinds of threads, each with one job (STYLE.md section 7):
  *   - HTTP threads (libmicrohttpd, `--http-threads` epoll threads; srv_http.c, srv_infer.c):
  *     read the body, parse it (api_), tokenize (tok_encode), allocate the request's result
- *     buffers, reserve room in the batch queue, suspend the connection, submit; later, when
- *     resumed, encode the JSON answer. They never block and never run the model.
- *   - The loop thread (this file's main thread, running uv_run; srv_loop.c): the batch queue (bq.c) takes
- *     submitted jobs from a lock-free stack on each uv_async wakeup, forms batches, starts
- *     them with uv_queue_work, and in the after-work callback completes jobs, which resumes
- *     their connections. It also runs the deadline and batching timers and the signal
- *     handlers that drive shutdown.
- *   - Workers (the libuv pool, UV_THREADPOOL_SIZE = `--workers`, OpenBLAS at 1 thread each):
- *     gru_forward_batch over a batch's own arrays, writing into the result buffers lent by
- *     the requests. Each model has one gru_ctx_t per worker slot (scratch sized by a warm-up
- *     batch when the model is loaded); weights are read-only and shared.
+ *     buffers, reserve room in the batch queue, suspend the connection, submit - which hands
+ *     the texts straight to an idle worker; later, when resumed, encode the JSON answer. They
+ *     never block and never run the model.
+ *   - Workers (`--workers` threads of the batch queue, bq.c; OpenBLAS at 1 thread each):
+ *     gru_forward_batch over a batch's own arrays, writing into the result buffers lent by the
+ *     requests; then they complete the batch's jobs (which resumes their connections) and take
+ *     the next batch themselves while texts are pending. Each model has one gru_ctx_t per
+ *     worker (bq_model_t; scratch sized by a warm-up batch when the model is loaded); weights
+ *     are read-only and shared.
+ *   - The loop thread (this file's main thread, running uv_run; srv_loop.c): the queue's
+ *     timers (batching delay, deadlines), the signal handlers that drive shutdown, the
+ *     slow-client sweep, and it frees the models no request holds any more (srv_models.c). It
+ *     is not on the path of a request unless a timer is involved.
  *   - The reload thread (srv_reload.c), only while a SIGHUP or a repository load/unload is being
  *     handled: loads, checks and warms models off the serving path, then publishes the next
  *     model set. A request keeps the set it found at its first call (a reference, dropped in
- *     NOTIFY_COMPLETED), so it finishes on the models it started with; a model without
- *     references is freed by the loop thread (srv_models.c).
+ *     NOTIFY_COMPLETED), so it finishes on the models it started with.
  *
- * Ownership of a request (srv_request_t) changes hands at exactly four points:
- *   1. bq_submit: the HTTP thread, having suspended the connection, pushes the job; the loop
- *      thread owns it from the async callback on.
- *   2. uv_queue_work: a worker reads the texts' ids and writes their result buffers (the
- *      request struct itself is not touched).
- *   3. after_work_cb: back to the loop thread, which calls the job's done callback once.
- *   4. MHD_resume_connection (in done): back to the connection's HTTP thread, which answers;
+ * Ownership of a request (srv_request_t) changes hands at exactly three points:
+ *   1. bq_submit: the HTTP thread, having suspended the connection, hands the job to the
+ *      queue; a worker reads the texts' ids and writes their result buffers (the request
+ *      struct itself is not touched).
+ *   2. done (srv_infer.c: on_job_done), called once by the queue, on the worker that ran the
+ *      job's last text (or on the loop thread for a deadline or shutdown failure).
+ *   3. MHD_resume_connection (in done): back to the connection's HTTP thread, which answers;
  *      the request is freed in MHD's NOTIFY_COMPLETED callback, its only free path.
  * A connection is suspended before its job is submitted, and resumed exactly once, by done.
  *
@@ -58,7 +59,7 @@
 #include "srv.h"
 
 /* ------------------------------------------------------------------------------------------ */
-/* Queue observers (loop thread) */
+/* Queue observers (under the queue's lock, on a worker or the loop thread; atomics only) */
 
 static void on_batch(void *data, size_t model, size_t texts, size_t tokens, uint64_t compute_ns) {
     srv_t *s = data;
@@ -102,13 +103,9 @@ static int settings(srv_t *s, int argc, char **argv) {
 /* Process-wide settings, before any thread starts. */
 static void process_setup(srv_t *s) {
     srv_log_set_level(s->cfg.log_level);
-    /* Threads: one OpenBLAS thread per worker; the libuv pool is the parallelism. Both are
-     * read once, before the first BLAS call and the first uv_queue_work. */
+    /* Threads: one OpenBLAS thread per worker; the queue's workers are the parallelism. */
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     s->workers = s->cfg.workers ? s->cfg.workers : (int)(ncpu > 0 ? (ncpu < 64 ? ncpu : 64) : 1);
-    char nbuf[16];
-    snprintf(nbuf, sizeof nbuf, "%d", s->workers);
-    setenv("UV_THREADPOOL_SIZE", nbuf, 1); /* libuv's only way to size its pool */
     openblas_set_num_threads(1);
     json_object_seed(0);
     signal(SIGPIPE, SIG_IGN);

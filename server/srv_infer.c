@@ -11,8 +11,9 @@
  *      first, then per text its gates and its trajectory, bounded by --max-result-mb;
  *   4. reserve room in the queue (429 when full, 503 when draining), suspend the connection,
  *      then bq_submit - so the resume can never come before the suspend.
- * The loop thread calls on_job_done exactly once (bq's promise): it marks the request DONE and
- * resumes the connection; the resumed call (HTTP thread) encodes the answer (srv_infer_answer).
+ * The queue calls on_job_done exactly once (bq's promise), on the worker that ran the job's last
+ * text or on the loop thread (deadline, shutdown): it marks the request DONE and resumes the
+ * connection; the resumed call (HTTP thread) encodes the answer (srv_infer_answer).
  * Between bq_submit and on_job_done the queue owns the job, its items and the arena.
  */
 #include <errno.h>
@@ -31,7 +32,7 @@ static void u64_text(char *out, uint64_t v) {
     memcpy(out, p, (size_t)(tmp + sizeof tmp - p));
 }
 
-/* Loop thread: the queue is done with the job. */
+/* A worker or the loop thread: the queue is done with the job. */
 static void on_job_done(bq_job_t *job) {
     srv_request_t *r = job->data;
     SRV_ASSERT(r->state == REQ_QUEUED);
@@ -119,7 +120,7 @@ static srv_outcome_t enqueue(srv_request_t *r, api_error_t *err) {
         return SRV_FAIL(err, API_ERR_QUEUE_FULL, "the queue is full (%d texts); retry shortly", s->cfg.max_queue);
     if (rc == -ECANCELED) return SRV_FAIL(err, API_ERR_DRAINING, "the server is shutting down");
     if (rc < 0) return SRV_FAIL(err, API_ERR_INTERNAL, "cannot queue the request");
-    /* Suspend before submitting: the resume (loop thread) must find the connection suspended. */
+    /* Suspend before submitting: the resume (a worker) must find the connection suspended. */
     atomic_fetch_add(&s->answering, 1);
     r->submitted = 1;
     r->state = REQ_QUEUED;

@@ -180,6 +180,17 @@ static void hist_render(sbuf_t *b, const char *name, const char *labels, srv_his
               (unsigned long long)atomic_load_explicit(&h->count, memory_order_relaxed));
 }
 
+/* A counter with one series per model. */
+/* A per-model counter: one series per model name ever served (its slot). */
+static void model_counter(sbuf_t *b, const char *name, const char *help, atomic_uint_fast64_t *v,
+                          srv_metrics_t *m) {
+    sb_printf(b, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
+    const size_t n_names = atomic_load_explicit(&m->n_model_names, memory_order_acquire);
+    for (size_t i = 0; i < n_names; i++)
+        sb_printf(b, "%s{model=\"%s\"} %llu\n", name, m->model_names[i],
+                  (unsigned long long)atomic_load_explicit(&v[i], memory_order_relaxed));
+}
+
 /* Resident set size in bytes, from /proc/self/statm (0 if unreadable). */
 static unsigned long long rss_bytes(void) {
     FILE *f = fopen("/proc/self/statm", "r");
@@ -224,19 +235,9 @@ char *srv_metrics_render(srv_metrics_t *m, const srv_metrics_gauges_t *g, size_t
     sb_printf(&b, "# HELP gru_batch_size Texts per batched forward pass.\n# TYPE gru_batch_size histogram\n");
     hist_render(&b, "gru_batch_size", "", &m->batch_size);
 
-    sb_printf(&b, "# HELP gru_texts_total Texts classified.\n# TYPE gru_texts_total counter\n");
-    const size_t n_names = atomic_load_explicit(&m->n_model_names, memory_order_acquire);
-    for (size_t i = 0; i < n_names; i++)
-        sb_printf(&b, "gru_texts_total{model=\"%s\"} %llu\n", m->model_names[i],
-                  (unsigned long long)atomic_load_explicit(&m->texts[i], memory_order_relaxed));
-    sb_printf(&b, "# HELP gru_tokens_total Tokens run through the GRU.\n# TYPE gru_tokens_total counter\n");
-    for (size_t i = 0; i < n_names; i++)
-        sb_printf(&b, "gru_tokens_total{model=\"%s\"} %llu\n", m->model_names[i],
-                  (unsigned long long)atomic_load_explicit(&m->tokens[i], memory_order_relaxed));
-    sb_printf(&b, "# HELP gru_batches_total Batched forward passes.\n# TYPE gru_batches_total counter\n");
-    for (size_t i = 0; i < n_names; i++)
-        sb_printf(&b, "gru_batches_total{model=\"%s\"} %llu\n", m->model_names[i],
-                  (unsigned long long)atomic_load_explicit(&m->batches[i], memory_order_relaxed));
+    model_counter(&b, "gru_texts_total", "Texts classified.", m->texts, m);
+    model_counter(&b, "gru_tokens_total", "Tokens run through the GRU.", m->tokens, m);
+    model_counter(&b, "gru_batches_total", "Batched forward passes.", m->batches, m);
     const size_t n_keys = atomic_load_explicit(&m->n_key_names, memory_order_acquire);
     if (n_keys) {
         sb_printf(&b, "# HELP gru_api_key_requests_total Requests authorized, by the name of the API key "

@@ -16,6 +16,14 @@ add_test(NAME container_image
 set_tests_properties(container_image PROPERTIES LABELS container SKIP_RETURN_CODE 77 TIMEOUT 1200
                      RUN_SERIAL TRUE)
 
+# deploy/k8s/deployment.yaml's pod spec run by `podman kube play` on the image (it builds its own):
+# security context, env, probes, a request, SIGTERM (tests/deploy/kube_test.sh; skipped without
+# podman). A few minutes; runs alone for the same reasons.
+add_test(NAME container_kube
+         COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/deploy/kube_test.sh --repo ${CMAKE_SOURCE_DIR})
+set_tests_properties(container_kube PROPERTIES LABELS container SKIP_RETURN_CODE 77 TIMEOUT 1200
+                     RUN_SERIAL TRUE)
+
 # README.md's configuration table is generated from `gru-serve --help`: no drift.
 add_test(NAME readme_config COMMAND ${GRU_PYTHON} ${CMAKE_SOURCE_DIR}/tools/config_table.py
          $<TARGET_FILE:gru-serve> --check ${CMAKE_SOURCE_DIR}/README.md)

@@ -83,22 +83,25 @@ static int run_batch(gru_ctx_t *ctx, const gru_model_t *m, item_t *items, size_t
     if ((rc = gru_forward_batch(ctx, in, out, k, mode)) < 0) goto done;
     for (size_t i = 0; i < n; i++) {
         item_t *it = &items[i];
-        json_t *j;
+        char *line = NULL;
+        size_t len = 0;
         if (it->error) {
-            j = api_error_to_json(it->error, it->message);
+            json_t *j = api_error_to_json(it->error, it->message);
             if (j) json_object_set_new(j, "line", json_integer((json_int_t)it->line));
+            if (j && (line = json_dumps(j, API_DUMP_FLAGS))) len = strlen(line);
+            json_decref(j);
             failed++;
-        } else {
+        } else { /* the server's writer: the same bytes as POST /v1/sentiment's answer */
             gru_output_t *o = &out[map[i]];
             api_result_t r = {c, &it->seq, o->probs, mode, o->gates, o->trajectory, gru_model_version(m)};
-            j = api_result_to_json(&r);
+            line = api_sentiment_body(&r, 1, 1, &len);
         }
-        if (!j || json_dumpf(j, stdout, API_DUMP_FLAGS) < 0) {
-            json_decref(j);
+        if (!line) {
             rc = -ENOMEM;
             goto done;
         }
-        json_decref(j);
+        fwrite(line, 1, len, stdout);
+        free(line);
         fputc('\n', stdout);
     }
     rc = failed;

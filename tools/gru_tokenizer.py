@@ -155,23 +155,31 @@ def normalize(text, kind="word", lowercase=True):
 # ---------------------------------------------------------------------------------------------
 # Char kind (spec 4)
 
-def _char_tokens(cps):
+def _scan(cps, single, continues, emit):
+    """The tokens of cps: spaces separate; a code point for which single() holds is a token of
+    its own; any other starts a run that goes on while continues() holds, and emit(run, toks)
+    appends its tokens. Both kinds (spec 4 and 5) share this shape."""
     toks = []
     i, n = 0, len(cps)
     while i < n:
         c = cps[i]
         if is_space(c):
             i += 1
-        elif is_cjk(c) or is_symbol(c):
+        elif single(c):
             toks.append(chr(c))
             i += 1
         else:
             j = i + 1
-            while j < n and is_alnum(cps[j]):
+            while j < n and continues(cps[j]):
                 j += 1
-            toks.append("".join(map(chr, cps[i:j])))
+            emit(cps[i:j], toks)
             i = j
     return toks
+
+
+def _char_tokens(cps):
+    return _scan(cps, lambda c: is_cjk(c) or is_symbol(c), is_alnum,
+                 lambda run, toks: toks.append("".join(map(chr, run))))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -277,22 +285,7 @@ def _chunk_tokens(ch, toks):
 
 
 def _word_tokens(cps):
-    toks = []
-    i, n = 0, len(cps)
-    while i < n:
-        c = cps[i]
-        if is_space(c):
-            i += 1
-        elif is_cjk(c):
-            toks.append(chr(c))
-            i += 1
-        else:
-            j = i + 1
-            while j < n and not is_space(cps[j]) and not is_cjk(cps[j]):
-                j += 1
-            _chunk_tokens(cps[i:j], toks)
-            i = j
-    return toks
+    return _scan(cps, is_cjk, lambda c: not is_space(c) and not is_cjk(c), _chunk_tokens)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,14 +1,32 @@
 #!/bin/sh
-# install-deps.sh - install the Debian packages gru-sentiment needs, only when some are missing.
-#   tools/install-deps.sh run    build and run the service
-#   tools/install-deps.sh test   build and run the tests (adds cmocka and the test tools)
-#   tools/install-deps.sh container  podman and its helpers for the container test (.ci/run)
+# install-deps.sh - the one list of the Debian 12 packages gru-sentiment needs on a machine; it
+# installs those of a group that are missing (apt-get, with sudo when not root). The Makefile,
+# .ci/run and the docs use it; nothing else names packages for the machine (the Dockerfile's
+# stages keep their own minimal lists for the image).
+#   tools/install-deps.sh run        build and run the service and the CLI tools (make run)
+#   tools/install-deps.sh test       + every test of make test, make asan, make fuzz
+#   tools/install-deps.sh container  podman and its helpers: the container and fresh-system tests
+#   tools/install-deps.sh train      retrain the models, run bench/ (PyTorch, wrk)
+#   tools/install-deps.sh --list GROUP   print the group's packages, install nothing
+# tests/fresh (ctest label fresh, CI) runs README's two commands in a clean Debian 12 container:
+# a package missing here fails it.
 set -eu
+# Compiler, CMake and the libraries the service links.
 run_pkgs="build-essential cmake pkg-config libopenblas-dev libjansson-dev libmicrohttpd-dev libuv1-dev"
-# chromium and a CJK font: the browser test of the web page (tests/browser).
-test_pkgs="$run_pkgs libcmocka-dev python3 python3-yaml curl chromium fonts-noto-cjk"
-# podman and its helpers: the container test (tests/deploy/container_test.sh; .ci/run installs them).
-container_pkgs="podman buildah debootstrap fuse-overlayfs slirp4netns uidmap runc"
+# cmocka: the unit tests; python3 + numpy: the end-to-end harness and its tiny models
+# (tests/e2e/tiny_model.py), the fuzz seeds; python3-yaml: the manifest check
+# (tests/deploy/check_manifests.py); curl: the container tests; valgrind: valgrind_e2e;
+# clang + libclang-rt-14-dev: make fuzz (libFuzzer); chromium + a CJK font: the browser test.
+test_pkgs="$run_pkgs libcmocka-dev python3 python3-numpy python3-yaml curl valgrind clang libclang-rt-14-dev chromium fonts-noto-cjk"
+# podman and its helpers (tests/deploy/container_test.sh, tests/deploy/kube_test.sh,
+# tests/fresh/fresh_test.sh), which also use curl and python3; catatonit: the pause process of
+# the pods podman kube play makes.
+container_pkgs="podman buildah catatonit debootstrap fuse-overlayfs slirp4netns uidmap runc curl python3"
+# tools/train.py and tools/gen_reference.py (PyTorch; call /usr/bin/python3), bench/ (wrk).
+train_pkgs="python3 python3-numpy python3-torch wrk"
+
+list=0
+if [ "${1:-}" = --list ]; then list=1; shift; fi
 case "${1:-run}" in
     run) pkgs=$run_pkgs ;;
     test) pkgs=$test_pkgs
@@ -18,8 +36,10 @@ case "${1:-run}" in
         command -v node >/dev/null 2>&1 || pkgs="$pkgs nodejs"
         command -v npm >/dev/null 2>&1 || pkgs="$pkgs npm" ;;
     container) pkgs=$container_pkgs ;;
-    *) echo "usage: $0 run|test|container" >&2; exit 2 ;;
+    train) pkgs=$train_pkgs ;;
+    *) echo "usage: $0 [--list] run|test|container|train" >&2; exit 2 ;;
 esac
+if [ $list = 1 ]; then echo "$pkgs"; exit 0; fi
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -4,9 +4,8 @@
 # non-root and passes its HEALTHCHECK, stop it with SIGTERM, check it exits 0, check the image
 # size, and remove everything it made. ctest: container_image (LABELS container).
 #
-# Needs root, curl, python3 and podman with its helpers; this script installs nothing:
-#     apt-get install podman buildah debootstrap fuse-overlayfs slirp4netns uidmap runc
-# (`tools/install-deps.sh container` does that). Without podman it exits 77 (skipped).
+# Needs root, curl, python3 and podman with its helpers; this script installs nothing
+# (`tools/install-deps.sh container` does). Without podman it exits 77 (skipped).
 #
 # No registry is reachable here, so the base image is made locally: debootstrap --variant=minbase
 # bookworm, slimmed like debian:bookworm-slim, imported as localhost/debian:bookworm-slim and
@@ -16,41 +15,44 @@
 # usage: tests/deploy/container_test.sh [--repo DIR] [--keep]   the whole test (about 4 minutes)
 #        tests/deploy/container_test.sh --base-only                only make the cached base tarball
 # env:   GRU_CI_CACHE      cache folder (default /var/tmp/gru-ci)
-#        GRU_BASE_MIRROR   Debian mirror for debootstrap (default: the first URIs: line of
-#                          /etc/apt/sources.list.d/debian.sources, else http://deb.debian.org/debian)
+#        GRU_BASE_MIRROR   Debian mirror for debootstrap (default: this machine's apt configuration,
+#                          the source of bookworm's main component in /etc/apt/sources.list.d/*.sources
+#                          (deb822) or /etc/apt/sources.list; none there and no variable: fail)
 #        GRU_IMAGE_MAX_MB  fail when the image is this many MB (10^6 bytes) or more (default 150)
 set -euo pipefail
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$HERE/../.." && pwd)
-CACHE=${GRU_CI_CACHE:-/var/tmp/gru-ci}
+GRU_TEST=container_test
+source "$HERE/podman_lib.sh"
+pm_args "[--repo DIR] [--keep] | --base-only" "$@"
 MAX_MB=${GRU_IMAGE_MAX_MB:-150}
-BASE_TAR=$CACHE/debian-bookworm-slim.tar
-BASE_IMAGE=localhost/debian:bookworm-slim
-KEEP=0
-BASE_ONLY=0
-while [ $# -gt 0 ]; do
-    case $1 in
-        --repo) REPO=$(cd "$2" && pwd); shift 2 ;;
-        --keep) KEEP=1; shift ;;
-        --base-only) BASE_ONLY=1; shift ;;
-        *) echo "usage: $0 [--repo DIR] [--keep] | --base-only" >&2; exit 2 ;;
-    esac
-done
-
-T0=$(date +%s)
-say() { printf '[container_test %4ds] %s\n' "$(($(date +%s) - T0))" "$*"; }
-die() { say "FAIL: $*"; exit 1; }
-skip() { echo "SKIP: $*"; exit 77; }
-
-command -v podman >/dev/null || skip "podman is not installed (tools/install-deps.sh container: podman buildah debootstrap fuse-overlayfs slirp4netns uidmap runc)"
-[ "$(id -u)" -eq 0 ] || skip "needs root (podman with the overlay driver and debootstrap)"
-for tool in curl python3 flock nsenter; do command -v $tool >/dev/null || die "$tool is not installed"; done
-mkdir -p "$CACHE"
+pm_require
 
 # --- The base image: debootstrap once, cache the tarball ---------------------------------------
-unmount_under() { # every mount point below $1, deepest first
-    findmnt -rno TARGET | awk -v p="$1/" 'index($0, p) == 1' | sort -r | while read -r m; do umount -l "$m" || true; done
+# The mirror this machine's apt takes bookworm's main component from: deb822 stanzas in
+# /etc/apt/sources.list.d/*.sources (enabled, Types deb, Suites bookworm), else one-line
+# "deb [options] URI bookworm main" entries; empty when there is none. Never a built-in default.
+apt_mirror() {
+    local f
+    for f in /etc/apt/sources.list.d/*.sources; do
+        [ -r "$f" ] || continue
+        awk 'function flush() { if (deb && suite && main && enabled && uri != "") { print uri; found = 1; exit } }
+             function reset() { deb = suite = main = 0; enabled = 1; uri = "" }
+             BEGIN { reset() }
+             /^[ \t]*$/ { flush(); reset(); next }
+             /^#/ { next }
+             { key = tolower($1) }
+             key == "types:" { for (i = 2; i <= NF; i++) if ($i == "deb") deb = 1 }
+             key == "uris:" { uri = $2 }
+             key == "suites:" { for (i = 2; i <= NF; i++) if ($i == "bookworm") suite = 1 }
+             key == "components:" { for (i = 2; i <= NF; i++) if ($i == "main") main = 1 }
+             key == "enabled:" { enabled = (tolower($2) != "no") }
+             END { if (!found) flush() }' "$f"
+    done | head -n 1 | grep . && return 0
+    cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
+        awk '$1 == "deb" { sub(/^deb[ \t]+(\[[^]]*\][ \t]+)?/, "");
+                          if ($2 == "bookworm") for (i = 3; i <= NF; i++) if ($i == "main") { print $1; exit } }' || true
 }
 
 make_base() {
@@ -59,11 +61,8 @@ make_base() {
     flock 9 # another run may be making it
     if [ -s "$BASE_TAR" ]; then exec 9>&-; return 0; fi
     command -v debootstrap >/dev/null || skip "debootstrap is not installed and $BASE_TAR is missing"
-    local mirror=${GRU_BASE_MIRROR:-}
-    if [ -z "$mirror" ] && [ -r /etc/apt/sources.list.d/debian.sources ]; then
-        mirror=$(awk '/^URIs:/ {print $2; exit}' /etc/apt/sources.list.d/debian.sources)
-    fi
-    mirror=${mirror:-http://deb.debian.org/debian}
+    local mirror=${GRU_BASE_MIRROR:-$(apt_mirror)}
+    [ -n "$mirror" ] || die "no Debian mirror: this machine's apt configuration (/etc/apt/sources.list.d/*.sources, /etc/apt/sources.list) has no 'bookworm main' source; set GRU_BASE_MIRROR=<mirror URL>"
     local rootfs
     rootfs=$(mktemp -d "$CACHE/rootfs.XXXXXX")
     say "debootstrap --variant=minbase bookworm from $mirror (once; cached in $BASE_TAR)"
@@ -98,7 +97,7 @@ EOF
     rm -rf "$rootfs"/usr/share/{groff,info,linda,lintian,locale,man}/*
     # The same apt sources as this machine (deb822), as the official image has.
     rm -f "$rootfs/etc/apt/sources.list"
-    if [ -r /etc/apt/sources.list.d/debian.sources ]; then
+    if [ -z "${GRU_BASE_MIRROR:-}" ] && [ -r /etc/apt/sources.list.d/debian.sources ]; then
         cp /etc/apt/sources.list.d/debian.sources "$rootfs/etc/apt/sources.list.d/debian.sources"
     else
         printf 'Types: deb\nURIs: %s\nSuites: bookworm bookworm-updates\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
@@ -118,49 +117,19 @@ make_base
 
 # --- A private podman: our containers.conf, storage in a fresh folder ---------------------------
 ls "$REPO"/models/*/config.json >/dev/null 2>&1 || skip "no model under $REPO/models yet (the image ships them)"
-WORK=$(mktemp -d "$CACHE/run.XXXXXX")
-cat >"$WORK/storage.conf" <<EOF
-[storage]
-driver = "overlay"
-graphroot = "$WORK/storage"
-runroot = "$WORK/run"
-EOF
-export CONTAINERS_CONF=$HERE/containers.conf
-export CONTAINERS_STORAGE_CONF=$WORK/storage.conf
-pm() { podman --tmpdir "$WORK/tmp" "$@"; }
+pm_private run
 
 NAME=gru-ci-$$
 IMAGE=localhost/gru-serve:ci-$$
-cleanup() {
-    local rc=$?
-    if [ "$KEEP" = 1 ]; then
-        say "kept: container $NAME, image $IMAGE; storage $WORK (CONTAINERS_CONF=$CONTAINERS_CONF CONTAINERS_STORAGE_CONF=$CONTAINERS_STORAGE_CONF podman --tmpdir $WORK/tmp ...)"
-        exit $rc
-    fi
-    pm rm -f -t 0 "$NAME" >/dev/null 2>&1 || true
-    pm rmi -f "$IMAGE" "$BASE_IMAGE" >/dev/null 2>&1 || true
-    pm system reset -f >/dev/null 2>&1 || true # intermediate stages, build cache, network state
-    unmount_under "$WORK"
-    rm -rf --one-file-system "$WORK"
-    say "removed the container, the images and $WORK (kept $BASE_TAR)"
-    exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+pm_on_exit
 
 say "import $BASE_TAR as $BASE_IMAGE"
-pm import -q --change 'CMD ["bash"]' \
-    --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-    "$BASE_TAR" "$BASE_IMAGE" >/dev/null
+pm_base
 
 # --- Build ---------------------------------------------------------------------------------------
 say "podman build (log: $WORK/build.log)"
 tb=$(date +%s)
-if ! pm build --isolation=chroot --network=host --format docker --pull=never \
-    --build-arg BASE=$BASE_IMAGE -t "$IMAGE" -f "$REPO/Dockerfile" "$REPO" >"$WORK/build.log" 2>&1; then
-    tail -n 40 "$WORK/build.log"
-    die "podman build failed"
-fi
+pm_build "$REPO" "$IMAGE"
 say "built in $(($(date +%s) - tb)) s"
 size=$(pm image inspect --format '{{.Size}}' "$IMAGE")
 size_mb=$(awk -v b="$size" 'BEGIN {printf "%.1f", b / 1e6}')
@@ -174,7 +143,7 @@ say "image size: $size_mb MB ($size bytes; limit $MAX_MB MB)"
 # bridge, no iptables rules and no ip_forward change to the host (podman's default CNI bridge
 # would). --health-interval=disable: no systemd here to time the periodic check; this test runs
 # it by hand with `podman healthcheck run`.
-PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+PORT=$(free_port)
 say "podman run $NAME on 127.0.0.1:$PORT"
 pm run -d --name "$NAME" -p "127.0.0.1:$PORT:8080" \
     --network=slirp4netns:port_handler=slirp4netns --health-interval=disable \
@@ -288,7 +257,7 @@ say "requests on 127.0.0.1:$PORT: /healthz /readyz /v1/models /v1/sentiment (gat
 python3 "$WORK/requests.py" api "$URL"
 say "a burst inside the container's network namespace"
 pid=$(pm inspect --format '{{.State.Pid}}' "$NAME")
-nsenter --net="/proc/$pid/ns/net" python3 "$WORK/requests.py" burst http://127.0.0.1:8080
+in_netns "$pid" python3 "$WORK/requests.py" burst http://127.0.0.1:8080
 
 # --- Non-root, healthcheck ----------------------------------------------------------------------
 uid_exec=$(pm exec "$NAME" id -u)

@@ -598,7 +598,90 @@ static void test_api_write_string(void **state) {
     }
 }
 
-/* Random results of every shape: the fast body equals jansson's, byte for byte. */
+/* A number written for v (a float) parses back to v within the 7 significant digits. */
+static void check_num(const json_t *j, float v, const char *what) {
+    if (!json_is_number(j)) fail_msg("%s: not a number", what);
+    double x = json_number_value(j), d = fabs(x - (double)v), tol = 5e-7 * fabs((double)v) + 1e-45;
+    if (d > tol) fail_msg("%s: %.9g written for %.9g", what, x, (double)v);
+}
+
+static void check_nums(const json_t *a, const float *v, size_t n, const char *what) {
+    if (!json_is_array(a) || json_array_size(a) != n) fail_msg("%s: not an array of %zu", what, n);
+    for (size_t i = 0; i < n; i++) check_num(json_array_get(a, i), v[i], what);
+}
+
+/* The object written for r holds r's values, key for key, in the documented order. */
+static void check_result(const json_t *o, const api_result_t *r) {
+    const gru_config_t *c = r->cfg;
+    const tok_seq_t *s = r->tokens;
+    const size_t T = s->n, H = (size_t)c->hidden_size, D = 1 + (size_t)c->bidirectional;
+    int best = 0;
+    for (int k = 1; k < c->num_labels; k++)
+        if (r->probs[k] > r->probs[best]) best = k;
+    const char *order[11];
+    size_t nk = 0;
+    order[nk++] = "model";
+    if (r->model_version) order[nk++] = "model_version";
+    order[nk++] = "label", order[nk++] = "score", order[nk++] = "probabilities";
+    order[nk++] = "tokens", order[nk++] = "token_ids", order[nk++] = "truncated";
+    if (s->truncated) order[nk++] = "num_tokens_total";
+    if (r->gates_mode != GRU_GATES_NONE && r->gates) order[nk++] = "gates";
+    if (r->trajectory) order[nk++] = "trajectory";
+    assert_int_equal(json_object_size(o), nk);
+    size_t i = 0;
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)o, key, v) assert_string_equal(key, order[i++]);
+    assert_string_equal(json_string_value(json_object_get(o, "model")), c->name);
+    if (r->model_version)
+        assert_string_equal(json_string_value(json_object_get(o, "model_version")), r->model_version);
+    assert_string_equal(json_string_value(json_object_get(o, "label")), c->labels[best]);
+    check_num(json_object_get(o, "score"), r->probs[best], "score");
+    const json_t *p = json_object_get(o, "probabilities");
+    assert_int_equal(json_object_size(p), c->num_labels);
+    for (int k = 0; k < c->num_labels; k++) check_num(json_object_get(p, c->labels[k]), r->probs[k], "probability");
+    const json_t *toks = json_object_get(o, "tokens"), *ids = json_object_get(o, "token_ids");
+    assert_int_equal(json_array_size(toks), T);
+    assert_int_equal(json_array_size(ids), T);
+    for (size_t t = 0; t < T; t++) {
+        assert_string_equal(json_string_value(json_array_get(toks, t)), tok_seq_token(s, t));
+        assert_int_equal(json_integer_value(json_array_get(ids, t)), s->ids[t]);
+    }
+    assert_int_equal(json_is_true(json_object_get(o, "truncated")), s->truncated);
+    if (s->truncated) assert_int_equal(json_integer_value(json_object_get(o, "num_tokens_total")), s->n_total);
+    const json_t *g = json_object_get(o, "gates");
+    if (g) {
+        const int full = r->gates_mode == GRU_GATES_FULL;
+        static const char *const keys[4] = {"reset", "update", "candidate", "hidden"};
+        assert_int_equal(json_array_size(g), (size_t)c->num_layers * D);
+        for (size_t ld = 0; ld < (size_t)c->num_layers * D; ld++) {
+            const json_t *e = json_array_get(g, ld);
+            assert_int_equal(json_integer_value(json_object_get(e, "layer")), ld / D);
+            assert_string_equal(json_string_value(json_object_get(e, "direction")), ld % D ? "backward" : "forward");
+            assert_int_equal(json_object_size(e), 2 + (full ? 4u : 2u));
+            for (size_t k = 0; k < (full ? 4u : 2u); k++) {
+                const json_t *a = json_object_get(e, keys[k]);
+                if (!full) {
+                    check_nums(a, r->gates + (ld * 2 + k) * T, T, keys[k]);
+                } else {
+                    assert_int_equal(json_array_size(a), T);
+                    for (size_t t = 0; t < T; t++)
+                        check_nums(json_array_get(a, t), r->gates + ((ld * 4 + k) * T + t) * H, H, keys[k]);
+                }
+            }
+        }
+    }
+    const json_t *tr = json_object_get(o, "trajectory");
+    if (tr) {
+        assert_int_equal(json_array_size(tr), T);
+        for (size_t t = 0; t < T; t++)
+            check_nums(json_array_get(tr, t), r->trajectory + t * (size_t)c->num_labels, (size_t)c->num_labels,
+                       "trajectory");
+    }
+}
+
+/* Random results of every shape: the one writer's object holds the values given, and it is in
+ * jansson's own format (loading and dumping it again gives the same bytes). */
 static void test_api_write_result(void **state) {
     (void)state;
     static const char *const texts[] = {"It's NOT good!!", "the food was cold , but the staff were \"lovely\"",
@@ -628,29 +711,51 @@ static void test_api_write_result(void **state) {
         for (size_t i = 0; i < seq.n * (size_t)c.num_labels; i++) traj[i] = (float)(rng() % 1000) / 1000.0f;
         api_result_t r = {&c, &seq, probs, mode, mode ? buf : NULL, rng() % 2 ? traj : NULL,
                           rng() % 2 ? "00112233aabbccdd" : NULL};
-        json_t *j = api_result_to_json(&r);
-        char *want = json_dumps(j, API_DUMP_FLAGS);
-        json_decref(j);
         size_t n;
         char *got = api_sentiment_body(&r, 1, 1, &n);
         assert_non_null(got);
-        assert_string_equal(got, want);
-        assert_int_equal(n, strlen(want));
-        free(got);
-        /* The batch form: {"model", "results": [...]} */
-        api_result_t two[2] = {r, r};
-        got = api_sentiment_body(two, 2, 0, &n);
-        json_t *doc = json_loads(got, 0, NULL);
-        assert_non_null(doc);
-        char *one = json_dumps(json_array_get(json_object_get(doc, "results"), 1), API_DUMP_FLAGS);
-        assert_string_equal(one, want);
-        assert_string_equal(json_string_value(json_object_get(doc, "model")), c.name);
-        free(one);
+        assert_int_equal(n, strlen(got));
+        json_error_t je;
+        json_t *doc = json_loads(got, 0, &je);
+        if (!doc) fail_msg("not JSON: %s: %s", je.text, got);
+        check_result(doc, &r);
+        char *again = json_dumps(doc, API_DUMP_FLAGS);
+        assert_string_equal(again, got);
+        free(again);
         json_decref(doc);
-        free(got);
+        /* The batch form: {"model", "results": [...]} holds the same bytes per result. */
+        api_result_t two[2] = {r, r};
+        size_t n2;
+        char *both = api_sentiment_body(two, 2, 0, &n2);
+        assert_non_null(both);
+        json_t *name = json_string(c.name);
+        char *qname = json_dumps(name, JSON_ENCODE_ANY);
+        size_t cap = 2 * n + strlen(qname) + 64;
+        char *want = malloc(cap);
+        assert_non_null(want);
+        snprintf(want, cap, "{\"model\":%s%s%s%s,\"results\":[%s,%s]}", qname,
+                 r.model_version ? ",\"model_version\":\"" : "", r.model_version ? r.model_version : "",
+                 r.model_version ? "\"" : "", got, got);
+        assert_string_equal(both, want);
+        assert_int_equal(n2, strlen(want));
         free(want);
+        free(qname);
+        json_decref(name);
+        free(both);
+        free(got);
         tok_seq_deinit(&seq);
     }
+    /* What jansson refuses, the writer refuses: a non-finite number. */
+    gru_config_t c = test_config();
+    tok_seq_t seq;
+    tok_seq_init(&seq);
+    tok_config_t tc = {TOK_KIND_WORD, 0, 8};
+    assert_int_equal(tok_encode(&tc, NULL, "a b", 3, &seq), 0);
+    float bad[GRU_MAX_LABELS] = {NAN, 0.5f};
+    api_result_t r = {&c, &seq, bad, GRU_GATES_NONE, NULL, NULL, NULL};
+    size_t n;
+    assert_null(api_sentiment_body(&r, 1, 1, &n));
+    tok_seq_deinit(&seq);
 }
 
 int main(void) {
