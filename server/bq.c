@@ -5,7 +5,10 @@
  * The queue's state (the pending lists, the worker slots, the jobs' bookkeeping) is guarded by
  * one mutex, q->lock, held only for list operations, never while a batch computes. Each text
  * (item) of a job goes into the pending list of its (model, gates mode) pair - texts of one
- * batch share a model and a gates layout - in arrival order.
+ * batch share a model and a gates layout - in arrival order. The texts of one job may name
+ * different models (a request routed by language): they then run in different batches, and the
+ * job is done (or failed, or timed out) as a whole, as for texts of one model split across
+ * batches.
  *
  * A batch is formed whenever a worker slot is free and something is pending (schedule()):
  * - the list whose oldest text is oldest is served first (FIFO across models);
@@ -145,8 +148,9 @@ static int on_loop(const bq_queue_t *q) {
     return uv_thread_equal(&self, &q->loop_thread);
 }
 
-static bq_list_t *list_of(bq_queue_t *q, const bq_job_t *job) {
-    return &q->pending[job->model * BQ_MODES + (size_t)job->gates];
+/* The pending list of a submitted item: its model and its job's gates mode. */
+static bq_list_t *list_of(bq_queue_t *q, const bq_item_t *it) {
+    return &q->pending[it->model * BQ_MODES + (size_t)it->_job->gates];
 }
 
 static void list_push(bq_list_t *l, bq_item_t *it) {
@@ -197,11 +201,10 @@ static void job_release(bq_job_t *job, size_t finished, bq_done_list_t *d) {
 /* Fails job with status: drops its pending items; done follows when none is running. */
 static void job_fail(bq_queue_t *q, bq_job_t *job, int status, bq_done_list_t *d) {
     if (!job->status) job->status = status;
-    bq_list_t *l = list_of(q, job);
     size_t dropped = 0;
     for (size_t i = 0; i < job->n_items; i++)
         if (job->items[i]._pending) {
-            list_remove(l, &job->items[i]);
+            list_remove(list_of(q, &job->items[i]), &job->items[i]);
             dropped++;
         }
     if (dropped) {
@@ -212,8 +215,7 @@ static void job_fail(bq_queue_t *q, bq_job_t *job, int status, bq_done_list_t *d
 
 /* Lists the items of a job (taken from the submitter). */
 static void job_list(bq_queue_t *q, bq_job_t *job) {
-    bq_list_t *l = list_of(q, job);
-    for (size_t i = 0; i < job->n_items; i++) list_push(l, &job->items[i]);
+    for (size_t i = 0; i < job->n_items; i++) list_push(list_of(q, &job->items[i]), &job->items[i]);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -317,7 +319,7 @@ static bq_batch_t *schedule(bq_queue_t *q, bq_batch_t *self, int *wake_loop) {
         for (int i = 0; i < q->opt.workers && !b; i++)
             if (!q->batches[i].in_use) b = &q->batches[i];
         SRV_ASSERT(b);
-        b->model = l->head->_job->model;
+        b->model = l->head->model;
         b->mode = l->head->_job->gates;
         batch_fill(q, l, b);
         uint64_t now = srv_now_ns();
@@ -461,7 +463,8 @@ int bq_reserve(bq_queue_t *q, size_t n) {
 void bq_unreserve(bq_queue_t *q, size_t n) { atomic_fetch_sub(&q->reserved, n); }
 
 void bq_submit(bq_queue_t *q, bq_job_t *job) {
-    SRV_ASSERT(job->n_items > 0 && job->model < q->n_models && (unsigned)job->gates < BQ_MODES && job->done);
+    SRV_ASSERT(job->n_items > 0 && (unsigned)job->gates < BQ_MODES && job->done);
+    for (size_t i = 0; i < job->n_items; i++) SRV_ASSERT(job->items[i].model < q->n_models);
     job->status = 0;
     job->t_submit_ns = srv_now_ns();
     job->t_start_ns = job->t_end_ns = 0;

@@ -1,8 +1,8 @@
 /* bq.h - the batch queue: texts from many requests, batched and run on a pool of worker
  * threads, each with its own gru_ctx_t per model; timers and shutdown on a libuv loop.
  *
- * A job is one request: n items (texts), each with its token ids and the result buffers the
- * request lends to the queue. The submitter first reserves room for the job's items
+ * A job is one request: n items (texts), each with its model, its token ids and the result
+ * buffers the request lends to the queue (sized for that item's model). The submitter first reserves room for the job's items
  * (bq_reserve, which is where back-pressure happens), then hands the job over (bq_submit).
  * From then on the queue owns the job until it calls job->done exactly once, with job->status
  * set: on the worker thread that ran its last text, or on the loop thread (deadline, cancel).
@@ -39,6 +39,8 @@ typedef void (*bq_done_cb)(bq_job_t *job);
 
 /* One text of a job. Public: set by the submitter. Private: the rest. */
 typedef struct bq_item {
+    size_t model;       /* index into the models given to bq_new; the texts of one job may go
+                           to different models (a request routed by language) */
     const int32_t *ids; /* (len) token ids, borrowed until done */
     size_t len;         /* >= 1 */
     float *probs;       /* (C) written by a worker */
@@ -52,7 +54,6 @@ typedef struct bq_item {
 
 struct bq_job {
     /* public: set by the submitter before bq_submit */
-    size_t model;            /* index into the models given to bq_new */
     gru_gates_mode_t gates;  /* for all its items */
     bq_item_t *items;        /* (n_items) */
     size_t n_items;

@@ -93,6 +93,7 @@ static srv_outcome_t layout(srv_request_t *r, api_error_t *err) {
     p += n * C;
     for (size_t i = 0; i < n; i++) {
         bq_item_t *it = &r->items[i];
+        it->model = (size_t)(r->model - r->s->models);
         it->ids = r->seqs[i].ids;
         it->len = r->seqs[i].n;
         it->probs = r->probs + i * C;
@@ -113,8 +114,7 @@ static srv_outcome_t layout(srv_request_t *r, api_error_t *err) {
 /* Step 4: reserve, suspend, submit. */
 static srv_outcome_t enqueue(srv_request_t *r, api_error_t *err) {
     srv_t *s = r->s;
-    r->job = (bq_job_t){.model = (size_t)(r->model - s->models), .gates = r->req.gates, .items = r->items,
-                        .n_items = r->n, .done = on_job_done, .data = r};
+    r->job = (bq_job_t){.gates = r->req.gates, .items = r->items, .n_items = r->n, .done = on_job_done, .data = r};
     int rc = bq_reserve(s->bq, r->n);
     if (rc == -EAGAIN)
         return SRV_FAIL(err, API_ERR_QUEUE_FULL, "the queue is full (%d texts); retry shortly", s->cfg.max_queue);
