@@ -13,6 +13,7 @@
 
 #include "api.h"
 #include "api_internal.h"
+#include "lang.h"
 
 /* ------------------------------------------------------------------------------------------ */
 /* Helpers */
@@ -42,12 +43,21 @@ static json_t *real_or_null(double x) { return isnan(x) ? json_null() : json_rea
 /* ------------------------------------------------------------------------------------------ */
 /* POST /v1/sentiment */
 
+/* The top-level "model" of a batch: the name of the one model of every result, or "auto" when
+ * the results come from several models (texts routed by language). Borrowed. */
+static const char *batch_model(const api_result_t *results, size_t n) {
+    for (size_t i = 1; i < n; i++)
+        if (strcmp(results[i].cfg->name, results[0].cfg->name) != 0) return "auto";
+    return results[0].cfg->name;
+}
+
 char *api_sentiment_body(const api_result_t *results, size_t n, int single, size_t *len) {
     if (n == 0) return NULL;
     api__buf_t b = {NULL, 0, 0, 0};
     if (!single) {
+        const char *model = batch_model(results, n);
         api__buf_put(&b, "{\"model\":", 9);
-        api__buf_string(&b, results[0].cfg->name, strlen(results[0].cfg->name));
+        api__buf_string(&b, model, strlen(model));
         api__buf_put(&b, ",\"results\":[", 12);
     }
     for (size_t i = 0; i < (single ? 1 : n); i++) {
@@ -134,15 +144,38 @@ char *api_kserve_server_body(const char *version, size_t *len) {
 /* ------------------------------------------------------------------------------------------ */
 /* GET /v1/models and small bodies */
 
+/* The declared languages of c as a JSON array (new), or NULL. */
+static json_t *languages_json(const gru_config_t *c) {
+    json_t *a = json_array();
+    for (int k = 0; a && k < c->num_languages; k++)
+        if (json_array_append_new(a, json_string(c->languages[k])) < 0) {
+            json_decref(a);
+            return NULL;
+        }
+    return a;
+}
+
 char *api_models_body(const api_model_info_t *models, size_t n, size_t *len) {
-    json_t *o = json_object(), *arr = json_array();
-    if (!o || !arr) {
+    json_t *o = json_object(), *arr = json_array(), *defaults = json_object();
+    const gru_config_t **cfgs = malloc((n ? n : 1) * sizeof *cfgs);
+    if (!o || !arr || !defaults || !cfgs) {
         json_decref(arr);
+        json_decref(defaults);
         goto oom;
     }
-    if (json_object_set_new(o, "models", arr) < 0) goto oom; /* arr was freed */
+    if (json_object_set_new(o, "models", arr) < 0) { /* arr was freed */
+        json_decref(defaults);
+        goto oom;
+    }
+    if (json_object_set_new(o, "language_defaults", defaults) < 0) goto oom; /* defaults was freed */
+    for (size_t i = 0; i < n; i++) cfgs[i] = models[i].cfg;
     for (size_t i = 0; i < n; i++) {
         const gru_config_t *c = models[i].cfg;
+        /* The model that answers a language when a request names none: the routing rule itself. */
+        for (int k = 0; k < c->num_languages; k++)
+            if (lang_model_for(c->languages[k], cfgs, n) == i &&
+                json_object_set_new(defaults, c->languages[k], json_string(c->name)) < 0)
+                goto oom;
         if (models[i].is_default && json_object_set_new(o, "default", json_string(c->name)) < 0) goto oom;
         json_t *m = json_pack(
             "{s:s, s:b, s:o, s:{s:s, s:b, s:I}, s:I, s:I, s:I, s:I, s:b, s:I, s:o, s:o}", "name", c->name, "default",
@@ -153,9 +186,12 @@ char *api_models_body(const api_model_info_t *models, size_t n, size_t *len) {
             (json_int_t)c->num_layers, "bidirectional", c->bidirectional, "num_parameters", (json_int_t)c->num_params,
             "accuracy", real_or_null(models[i].accuracy), "macro_f1", real_or_null(models[i].macro_f1));
         if (!m || json_array_append_new(arr, m) < 0) goto oom;
+        if (json_object_set_new(m, "languages", languages_json(c)) < 0) goto oom;
     }
+    free(cfgs);
     return dump(o, len);
 oom:
+    free(cfgs);
     json_decref(o);
     return NULL;
 }

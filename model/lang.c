@@ -177,3 +177,15 @@ const char *lang_detect(const char *text, size_t len) {
     lang_count(text, len, &c);
     return lang_of_counts(&c);
 }
+
+size_t lang_model_for(const char *lang, const gru_config_t *const *cfgs, size_t n) {
+    for (size_t i = 0; lang && i < n; i++)
+        for (int k = 0; k < cfgs[i]->num_languages; k++)
+            if (strcmp(cfgs[i]->languages[k], lang) == 0) return i;
+    return n;
+}
+
+size_t lang_route(const char *text, size_t len, const gru_config_t *const *cfgs, size_t n) {
+    size_t i = lang_model_for(lang_detect(text, len), cfgs, n);
+    return i < n ? i : 0;
+}

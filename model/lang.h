@@ -12,14 +12,21 @@
  * Pure functions: no allocation, no global state, any thread. Invalid UTF-8 is not an error
  * here: each byte that does not start a valid sequence counts as one non-letter.
  *
+ * Routing (lang_route): a text goes to the first of a list of models that declares the text's
+ * language (gru_config_t.languages, from config.json); without a language, or when no model
+ * declares it, to the first model of the list (the server's default).
+ *
  * Usage:
  *     const char *lang = lang_detect(text, strlen(text)); // "en", "zh", "ja", "ko" or NULL
  *     lang_counts_t c; lang_count(text, strlen(text), &c); // the votes behind it
+ *     size_t i = lang_route(text, strlen(text), cfgs, n);   // cfgs[i] answers the text
  */
 #ifndef LANG_H
 #define LANG_H
 
 #include <stddef.h>
+
+#include "gru.h"
 
 /* ---- types ---- */
 
@@ -45,5 +52,13 @@ const char *lang_of_counts(const lang_counts_t *c);
 
 /* lang_of_counts() of lang_count(text, len). */
 const char *lang_detect(const char *text, size_t len);
+
+/* The index of the first of cfgs[0..n) that declares lang, or n when none does (or lang is
+ * NULL). cfgs are borrowed for the call. */
+size_t lang_model_for(const char *lang, const gru_config_t *const *cfgs, size_t n);
+
+/* The index in cfgs[0..n) (n >= 1) of the model that answers text[0..len) when a request names
+ * no model: lang_model_for(lang_detect(text, len)), or 0 when that is n. */
+size_t lang_route(const char *text, size_t len, const gru_config_t *const *cfgs, size_t n);
 
 #endif /* LANG_H */

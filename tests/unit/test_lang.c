@@ -4,8 +4,9 @@
  * Japanese, Korean, other scripts, digits only, emoji only, ties), the letter counts behind
  * them, the CJK extension blocks, invalid UTF-8 (never a crash, a bad byte is a non-letter),
  * the vote itself on hand-made counts, and the range table (sorted, no overlaps, every code
- * point classified the same way through the decoder as directly). lang.c is included so that
- * its static table and helpers can be checked.
+ * point classified the same way through the decoder as directly), and the routing of texts to
+ * models by their declared languages. lang.c is included so that its static table and helpers
+ * can be checked.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -296,6 +297,53 @@ static void test_lang_count_long(void **state) {
     free(t);
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * Routing
+ */
+
+/* A config declaring the languages in the space-separated list (may be ""). */
+static gru_config_t cfg_with(const char *langs) {
+    gru_config_t c;
+    memset(&c, 0, sizeof c);
+    char buf[64];
+    snprintf(buf, sizeof buf, "%s", langs);
+    for (char *tok = strtok(buf, " "); tok; tok = strtok(NULL, " "))
+        snprintf(c.languages[c.num_languages++], sizeof c.languages[0], "%s", tok);
+    return c;
+}
+
+static void test_lang_route(void **state) {
+    (void)state;
+    /* In load order: zh (the default), en, a second en, one without languages, ja+ko. */
+    gru_config_t c[5] = {cfg_with("zh"), cfg_with("en"), cfg_with("en"), cfg_with(""), cfg_with("ja ko")};
+    const gru_config_t *cfgs[5] = {&c[0], &c[1], &c[2], &c[3], &c[4]};
+    static const struct {
+        const char *text;
+        size_t model;
+    } cases[] = {
+        {"the food was good", 1},   /* en: the first model declaring it, not the second */
+        {"我上周去北京玩了", 0},     /* zh */
+        {"12345", 0},               /* no letters: the default */
+        {"😀👍", 0},
+        {"好 a", 0},                /* a tie: the default */
+        {"отличный фильм", 0},      /* other scripts: the default */
+        {"ラーメン", 4},            /* ja */
+        {"정말 좋아요", 4},         /* ko */
+        {"我喜欢iPhone", 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        assert_int_equal(lang_route(cases[i].text, strlen(cases[i].text), cfgs, 5), cases[i].model);
+    assert_int_equal(lang_model_for("en", cfgs, 5), 1);
+    assert_int_equal(lang_model_for("ko", cfgs, 5), 4);
+    assert_int_equal(lang_model_for("fr", cfgs, 5), 5);
+    assert_int_equal(lang_model_for(NULL, cfgs, 5), 5);
+    /* Without the zh model, Chinese goes to the default, now the first English model. */
+    assert_int_equal(lang_route("我上周去北京玩了", strlen("我上周去北京玩了"), cfgs + 1, 4), 0);
+    /* No model declares anything: everything goes to the default. */
+    const gru_config_t *none[1] = {&c[3]};
+    assert_int_equal(lang_route("the food", 8, none, 1), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_lang_detect_english_and_chinese),
@@ -308,6 +356,7 @@ int main(void) {
         cmocka_unit_test(test_lang_of_counts_vote),
         cmocka_unit_test(test_lang_table_consistent),
         cmocka_unit_test(test_lang_count_long),
+        cmocka_unit_test(test_lang_route),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
