@@ -36,6 +36,11 @@ static int model_add(srv_t *s, const char *spec) {
         while (b > 0 && dir[b - 1] != '/') b--;
         snprintf(m->name, sizeof m->name, "%.*s", (int)(dl - b), dir + b);
     }
+    if (!strcmp(m->name, SRV_MODEL_AUTO)) {
+        srv_log(CFG_LOG_ERROR, "%s: a model cannot be called \"" SRV_MODEL_AUTO "\" (a request's \"model\": \""
+                SRV_MODEL_AUTO "\" picks a model by the text's language); use NAME=DIR", spec);
+        return -1;
+    }
     for (size_t i = 0; i < s->n_models; i++)
         if (!strcmp(s->models[i].name, m->name)) {
             srv_log(CFG_LOG_ERROR, "two models are called \"%s\" (use NAME=DIR)", m->name);
@@ -133,7 +138,10 @@ int srv_models_load(srv_t *s) {
         return -1;
     }
     api_model_info_t infos[SRV_MAX_MODELS];
-    for (size_t i = 0; i < s->n_models; i++) infos[i] = s->models[i].info;
+    for (size_t i = 0; i < s->n_models; i++) {
+        infos[i] = s->models[i].info;
+        s->cfgs[i] = s->models[i].cfg;
+    }
     if (!(s->models_body = api_models_body(infos, s->n_models, &s->models_body_len))) return -1;
     return 0;
 }
