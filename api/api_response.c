@@ -26,15 +26,20 @@ static char *dump(json_t *j, size_t *len) {
     return s;
 }
 
-/* The labels of a model as a JSON array (new), or NULL. */
-static json_t *labels_json(const gru_config_t *c) {
+/* n NUL-terminated strings, stride bytes apart from first, as a JSON array (new), or NULL. */
+static json_t *strings_json(const char *first, size_t stride, int n) {
     json_t *a = json_array();
-    for (int k = 0; a && k < c->num_labels; k++)
-        if (json_array_append_new(a, json_string(c->labels[k])) < 0) {
+    for (int k = 0; a && k < n; k++)
+        if (json_array_append_new(a, json_string(first + (size_t)k * stride)) < 0) {
             json_decref(a);
             return NULL;
         }
     return a;
+}
+
+/* The labels of a model as a JSON array (new), or NULL. */
+static json_t *labels_json(const gru_config_t *c) {
+    return strings_json(c->labels[0], sizeof c->labels[0], c->num_labels);
 }
 
 /* A number, or null when x is NaN (new). */
@@ -146,13 +151,7 @@ char *api_kserve_server_body(const char *version, size_t *len) {
 
 /* The declared languages of c as a JSON array (new), or NULL. */
 static json_t *languages_json(const gru_config_t *c) {
-    json_t *a = json_array();
-    for (int k = 0; a && k < c->num_languages; k++)
-        if (json_array_append_new(a, json_string(c->languages[k])) < 0) {
-            json_decref(a);
-            return NULL;
-        }
-    return a;
+    return strings_json(c->languages[0], sizeof c->languages[0], c->num_languages);
 }
 
 char *api_models_body(const api_model_info_t *models, size_t n, size_t *len) {

@@ -39,14 +39,17 @@ typedef struct {
     int n_batches;
 } fixture_t;
 
-static gru_model_t *random_model(void) {
+/* A random model with 50 ids and 2 labels of the given shape. */
+static gru_model_t *random_model_of(int E, int H, int L, uint64_t seed) {
     gru_config_t c;
     memset(&c, 0, sizeof c);
-    c.vocab_size = 50, c.embedding_dim = 8, c.hidden_size = 16, c.num_layers = 1, c.num_labels = 2;
+    c.vocab_size = 50, c.embedding_dim = E, c.hidden_size = H, c.num_layers = L, c.num_labels = 2;
     gru_model_t *m;
-    assert_int_equal(gru_model_new_random(&m, &c, 42, NULL), 0);
+    assert_int_equal(gru_model_new_random(&m, &c, seed, NULL), 0);
     return m;
 }
+
+static gru_model_t *random_model(void) { return random_model_of(8, 16, 1, 42); }
 
 static void on_done(bq_job_t *job) {
     tjob_t *t = job->data;
@@ -312,16 +315,6 @@ static void test_bq_new_einval(void **state) {
 /* ------------------------------------------------------------------------------------------ */
 /* Jobs whose texts go to different models (a request routed by language) */
 
-/* A second random model of another shape (so a text run by the wrong model would differ). */
-static gru_model_t *random_model_b(void) {
-    gru_config_t c;
-    memset(&c, 0, sizeof c);
-    c.vocab_size = 50, c.embedding_dim = 6, c.hidden_size = 12, c.num_layers = 2, c.num_labels = 2;
-    gru_model_t *m;
-    assert_int_equal(gru_model_new_random(&m, &c, 7, NULL), 0);
-    return m;
-}
-
 /* A fixture whose queue serves models[0] (f->model, freed with the fixture) and models[1]. */
 static fixture_t *fixture_new_two(bq_options_t opt, gru_model_t *models[2]) {
     fixture_t *f = calloc(1, sizeof *f);
@@ -329,7 +322,7 @@ static fixture_t *fixture_new_two(bq_options_t opt, gru_model_t *models[2]) {
     current = f;
     assert_int_equal(uv_loop_init(&f->loop), 0);
     models[0] = f->model = random_model();
-    models[1] = random_model_b();
+    models[1] = random_model_of(6, 12, 2, 7); /* another shape: the wrong model would show */
     opt.on_batch = on_batch;
     opt.observer_data = f;
     assert_int_equal(bq_new(&f->q, &f->loop, models, 2, &opt), 0);
