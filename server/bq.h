@@ -2,8 +2,9 @@
  * threads, each with its own gru_ctx_t per model; timers and shutdown on a libuv loop.
  *
  * A job is one request: n items (texts), each with its model, its token ids and the result
- * buffers the request lends to the queue (sized for that item's model). The submitter first reserves room for the job's items
- * (bq_reserve, which is where back-pressure happens), then hands the job over (bq_submit).
+ * buffers the request lends to the queue (sized for that item's model). The submitter first
+ * reserves room for the job's items (bq_reserve, which is where back-pressure happens), then
+ * hands the job over (bq_submit).
  * From then on the queue owns the job until it calls job->done exactly once, with job->status
  * set: on the worker thread that ran its last text, or on the loop thread (deadline, cancel).
  * Between those two points the submitter must not touch the job, its items or their buffers.

@@ -48,7 +48,9 @@ static void on_job_done(bq_job_t *job) {
 }
 
 /* The model of item i (its index was set by tokenize). */
-static const srv_model_t *item_model(const srv_request_t *r, size_t i) { return &r->s->models[r->items[i].model]; }
+static const srv_model_t *item_model(const srv_request_t *r, size_t i) {
+    return &r->s->models[r->items[i].model];
+}
 
 /* Step 2: each text's model (r->model, or the model of its language when r->routed) into
  * r->items[i].model, and its token ids (r->seqs), counting r->tokens. When every text went to
