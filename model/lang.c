@@ -86,6 +86,7 @@ static const script_range_t SCRIPT_RANGES[] = {
 
 static script_t script_of(uint32_t c) {
     if (c < 0x80) return ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') ? SC_LATIN : SC_NONE;
+    if (c >= 0x4E00 && c <= 0x9FFF) return SC_HAN; /* the common case of Chinese text */
     size_t lo = 0, hi = N_SCRIPT_RANGES; /* search [lo, hi) */
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
