@@ -185,10 +185,12 @@ void api_request_deinit(api_request_t *r); /* frees what parse made; r may be pa
  * memory. Everything passed in is borrowed. */
 
 /* POST /v1/sentiment (and gru-predict's lines): the result object (single) or {"model": name,
- * ["model_version"], "results": [result, ...]} (name and version of results[0]). The result
- * object, written by one writer (api_write.c):
- *   {"model", ["model_version"], "label", "score", "probabilities": {label: p}, "tokens", "token_ids",
- *    "truncated", ["num_tokens_total" when truncated], ["gates": [...]], ["trajectory": [...]]}
+ * ["model_version"], "results": [result, ...]} (name: the model of every result, or "auto" when
+ * the results come from several models; model_version: results[0]'s, with one model only). The
+ * result object, written by one writer (api_write.c):
+ *   {"model" (the result's cfg), ["model_version"], "label", "score", "probabilities": {label: p}, "tokens",
+ *    "token_ids", "unknown_tokens" (ids equal to TOK_ID_UNK), "truncated", ["num_tokens_total"
+ *    when truncated], ["gates": [...]], ["trajectory": [...]]}
  * gates: one entry per layer and direction {"layer", "direction": "forward"|"backward",
  * "reset", "update"} with one number per token (summary) or, in full mode, "reset", "update",
  * "candidate", "hidden" as per-token arrays of H numbers. Numbers as jansson writes them with

@@ -13,6 +13,7 @@
 
 #include "api.h"
 #include "api_internal.h"
+#include "lang.h"
 
 /* ------------------------------------------------------------------------------------------ */
 /* Helpers */
@@ -25,15 +26,20 @@ static char *dump(json_t *j, size_t *len) {
     return s;
 }
 
-/* The labels of a model as a JSON array (new), or NULL. */
-static json_t *labels_json(const gru_config_t *c) {
+/* n NUL-terminated strings, stride bytes apart from first, as a JSON array (new), or NULL. */
+static json_t *strings_json(const char *first, size_t stride, int n) {
     json_t *a = json_array();
-    for (int k = 0; a && k < c->num_labels; k++)
-        if (json_array_append_new(a, json_string(c->labels[k])) < 0) {
+    for (int k = 0; a && k < n; k++)
+        if (json_array_append_new(a, json_string(first + (size_t)k * stride)) < 0) {
             json_decref(a);
             return NULL;
         }
     return a;
+}
+
+/* The labels of a model as a JSON array (new), or NULL. */
+static json_t *labels_json(const gru_config_t *c) {
+    return strings_json(c->labels[0], sizeof c->labels[0], c->num_labels);
 }
 
 /* A number, or null when x is NaN (new). */
@@ -42,14 +48,23 @@ static json_t *real_or_null(double x) { return isnan(x) ? json_null() : json_rea
 /* ------------------------------------------------------------------------------------------ */
 /* POST /v1/sentiment */
 
+/* The top-level "model" of a batch: the name of the one model of every result, or "auto" when
+ * the results come from several models (texts routed by language). Borrowed. */
+static const char *batch_model(const api_result_t *results, size_t n) {
+    for (size_t i = 1; i < n; i++)
+        if (strcmp(results[i].cfg->name, results[0].cfg->name) != 0) return "auto";
+    return results[0].cfg->name;
+}
+
 char *api_sentiment_body(const api_result_t *results, size_t n, int single, size_t *len) {
     if (n == 0) return NULL;
     api__buf_t b = {NULL, 0, 0, 0};
     if (!single) {
+        const char *model = batch_model(results, n);
         api__buf_put(&b, "{\"model\":", 9);
-        api__buf_string(&b, results[0].cfg->name, strlen(results[0].cfg->name));
-        const char *v = results[0].model_version;
-        if (v && v[0]) {
+        api__buf_string(&b, model, strlen(model));
+        const char *v = results[0].model_version; /* only when one model answered them all */
+        if (v && v[0] && model == results[0].cfg->name) {
             api__buf_put(&b, ",\"model_version\":", sizeof ",\"model_version\":" - 1);
             api__buf_string(&b, v, strlen(v));
         }
@@ -142,15 +157,32 @@ char *api_kserve_server_body(const char *version, size_t *len) {
 /* ------------------------------------------------------------------------------------------ */
 /* GET /v1/models and small bodies */
 
+/* The declared languages of c as a JSON array (new), or NULL. */
+static json_t *languages_json(const gru_config_t *c) {
+    return strings_json(c->languages[0], sizeof c->languages[0], c->num_languages);
+}
+
 char *api_models_body(const api_model_info_t *models, size_t n, size_t *len) {
-    json_t *o = json_object(), *arr = json_array();
-    if (!o || !arr) {
+    json_t *o = json_object(), *arr = json_array(), *defaults = json_object();
+    const gru_config_t **cfgs = malloc((n ? n : 1) * sizeof *cfgs);
+    if (!o || !arr || !defaults || !cfgs) {
         json_decref(arr);
+        json_decref(defaults);
         goto oom;
     }
-    if (json_object_set_new(o, "models", arr) < 0) goto oom; /* arr was freed */
+    if (json_object_set_new(o, "models", arr) < 0) { /* arr was freed */
+        json_decref(defaults);
+        goto oom;
+    }
+    if (json_object_set_new(o, "language_defaults", defaults) < 0) goto oom; /* defaults was freed */
+    for (size_t i = 0; i < n; i++) cfgs[i] = models[i].cfg;
     for (size_t i = 0; i < n; i++) {
         const gru_config_t *c = models[i].cfg;
+        /* The model that answers a language when a request names none: the routing rule itself. */
+        for (int k = 0; k < c->num_languages; k++)
+            if (lang_model_for(c->languages[k], cfgs, n) == i &&
+                json_object_set_new(defaults, c->languages[k], json_string(c->name)) < 0)
+                goto oom;
         if (models[i].is_default && json_object_set_new(o, "default", json_string(c->name)) < 0) goto oom;
         json_t *m = json_pack(
             "{s:s, s:b, s:o, s:{s:s, s:b, s:I}, s:I, s:I, s:I, s:I, s:b, s:I, s:o, s:o}", "name", c->name, "default",
@@ -164,9 +196,12 @@ char *api_models_body(const api_model_info_t *models, size_t n, size_t *len) {
         if (models[i].version && models[i].version[0] &&
             json_object_set_new(m, "version", json_string(models[i].version)) < 0)
             goto oom;
+        if (json_object_set_new(m, "languages", languages_json(c)) < 0) goto oom;
     }
+    free(cfgs);
     return dump(o, len);
 oom:
+    free(cfgs);
     json_decref(o);
     return NULL;
 }

@@ -269,6 +269,13 @@ static void put_reals(api__buf_t *b, const float *v, size_t n) {
     PUT(b, "]");
 }
 
+/* Tokens of seq the model does not know (id TOK_ID_UNK): the result's "unknown_tokens". */
+static size_t unknown_tokens(const tok_seq_t *seq) {
+    size_t n = 0;
+    for (size_t i = 0; i < seq->n; i++) n += seq->ids[i] == TOK_ID_UNK;
+    return n;
+}
+
 static void put_key(api__buf_t *b, const char *key) {
     api__buf_string(b, key, strlen(key));
     PUT(b, ":");
@@ -308,7 +315,9 @@ void api__write_result(api__buf_t *b, const api_result_t *r) {
         if (i) PUT(b, ",");
         put_int(b, s->ids[i]);
     }
-    PUT(b, "],\"truncated\":");
+    PUT(b, "],\"unknown_tokens\":");
+    put_int(b, (long long)unknown_tokens(s));
+    PUT(b, ",\"truncated\":");
     if (s->truncated) {
         PUT(b, "true,\"num_tokens_total\":");
         put_int(b, (long long)s->n_total);

@@ -134,6 +134,32 @@ static int cfg_int(json_t *root, const char *key, int lo, int hi, int *out, cons
     return 0;
 }
 
+/* The optional "languages": a list of at most GRU_MAX_LANGUAGES unique ISO 639 codes (2 or 3
+ * lower-case ASCII letters). Absent or null: none declared. */
+static int cfg_languages(json_t *root, gru_config_t *cfg, const char *path, char *err, size_t errlen) {
+    json_t *langs = json_object_get(root, "languages");
+    cfg->num_languages = 0;
+    if (!langs || json_is_null(langs)) return 0;
+    if (!json_is_array(langs) || json_array_size(langs) > GRU_MAX_LANGUAGES)
+        return gru__errorf(err, errlen, -EINVAL, "%s: \"languages\" must be a list of at most %d language codes",
+                           path, GRU_MAX_LANGUAGES);
+    for (size_t i = 0; i < json_array_size(langs); i++) {
+        const char *s = json_string_value(json_array_get(langs, i));
+        size_t n = s ? strlen(s) : 0;
+        int ok = n >= 2 && n <= 3;
+        for (size_t k = 0; ok && k < n; k++) ok = s[k] >= 'a' && s[k] <= 'z';
+        if (!ok)
+            return gru__errorf(err, errlen, -EINVAL,
+                               "%s: languages[%zu] must be an ISO 639 code of 2 or 3 lower-case letters, such as \"en\"",
+                               path, i);
+        for (int j = 0; j < cfg->num_languages; j++)
+            if (strcmp(cfg->languages[j], s) == 0)
+                return gru__errorf(err, errlen, -EINVAL, "%s: language \"%s\" appears twice in \"languages\"", path, s);
+        memcpy(cfg->languages[cfg->num_languages++], s, n + 1);
+    }
+    return 0;
+}
+
 static int config_load(gru_config_t *cfg, const char *dir, char *err, size_t errlen) {
     char path[4096];
     snprintf(path, sizeof path, "%s/config.json", dir);
@@ -207,7 +233,7 @@ static int config_load(gru_config_t *cfg, const char *dir, char *err, size_t err
         goto out;
     }
     cfg->tokenizer.max_tokens = (size_t)max_tokens;
-    rc = 0;
+    rc = cfg_languages(root, cfg, path, err, errlen);
 out:
     json_decref(root);
     return rc;

@@ -41,6 +41,7 @@
 #define GRU_MAX_LAYERS 8
 #define GRU_MAX_HIDDEN 4096
 #define GRU_MAX_LABEL_LEN 64
+#define GRU_MAX_LANGUAGES 8
 /* The default budget of a model's layer-0 projection table, shared by every program (gru-serve's
  * --proj-table-max-mb, gru-predict, gru-bench), so that all build the same engine. */
 #define GRU_PROJ_TABLE_DEFAULT_MB 32
@@ -63,6 +64,10 @@ typedef struct {
     char labels[GRU_MAX_LABELS][GRU_MAX_LABEL_LEN];
     tok_config_t tokenizer;
     size_t num_params;         /* total float parameters */
+    /* The languages the model reads, from config.json's optional "languages": ISO 639 codes of
+     * 2 or 3 lower-case ASCII letters ("en", "zh"), unique, in the file's order. */
+    char languages[GRU_MAX_LANGUAGES][4];
+    int num_languages;         /* 0: not declared (unknown) */
 } gru_config_t;
 
 /* How a model is built at load time: speed against memory, never the results beyond float

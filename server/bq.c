@@ -9,7 +9,10 @@
  * (bq_model_t, which also holds one gru_ctx_t per worker); a model with pending texts is
  * linked in the queue's active list and unlinked when its last text leaves, so models come and
  * go while the queue runs (hot reload): their owner frees one after the done() of the last job
- * naming it, and nothing in the queue looks at it after that.
+ * naming it, and nothing in the queue looks at it after that. The texts of one job may name
+ * different models (a request routed by language): they then run in different batches, and the
+ * job is done (or failed, or timed out) as a whole, as for texts of one model split across
+ * batches.
  *
  * A batch is formed whenever a worker slot is free and something is pending (schedule()):
  * - the list whose oldest text is oldest is served first (FIFO across models);
@@ -162,7 +165,8 @@ static int on_loop(const bq_queue_t *q) {
     return uv_thread_equal(&self, &q->loop_thread);
 }
 
-static bq_list_t *list_of(const bq_job_t *job) { return &job->model->pending[job->gates]; }
+/* The pending list of a submitted item: its model and its job's gates mode. */
+static bq_list_t *list_of(const bq_item_t *it) { return &it->model->pending[it->_job->gates]; }
 
 static void list_push(bq_queue_t *q, bq_list_t *l, bq_item_t *it) {
     bq_model_t *m = l->owner;
@@ -226,11 +230,10 @@ static void job_release(bq_job_t *job, size_t finished, bq_done_list_t *d) {
 /* Fails job with status: drops its pending items; done follows when none is running. */
 static void job_fail(bq_queue_t *q, bq_job_t *job, int status, bq_done_list_t *d) {
     if (!job->status) job->status = status;
-    bq_list_t *l = list_of(job);
     size_t dropped = 0;
     for (size_t i = 0; i < job->n_items; i++)
         if (job->items[i]._pending) {
-            list_remove(q, l, &job->items[i]);
+            list_remove(q, list_of(&job->items[i]), &job->items[i]);
             dropped++;
         }
     if (dropped) {
@@ -241,8 +244,7 @@ static void job_fail(bq_queue_t *q, bq_job_t *job, int status, bq_done_list_t *d
 
 /* Lists the items of a job (taken from the submitter). */
 static void job_list(bq_queue_t *q, bq_job_t *job) {
-    bq_list_t *l = list_of(job);
-    for (size_t i = 0; i < job->n_items; i++) list_push(q, l, &job->items[i]);
+    for (size_t i = 0; i < job->n_items; i++) list_push(q, list_of(&job->items[i]), &job->items[i]);
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -267,12 +269,15 @@ static void on_deadline(uv_timer_t *t) {
     bq_done_list_t d = {NULL, NULL};
     uv_mutex_lock(&q->lock);
     uint64_t now = srv_now_ns();
-    /* job_fail may unlink m (never another model: a job's texts are all in one model). */
-    for (bq_model_t *m = q->active, *next; m; m = next) {
-        next = m->_next;
-        for (int k = 0; k < BQ_MODES; k++)
-            while (m->pending[k].head && m->pending[k].head->_job->_deadline_ns <= now)
-                job_fail(q, m->pending[k].head->_job, -ETIMEDOUT, &d);
+    /* job_fail may unlink any model (a job's texts may name several): look again after each. */
+    for (;;) {
+        bq_job_t *late = NULL;
+        for (bq_model_t *m = q->active; m && !late; m = m->_next)
+            for (int k = 0; k < BQ_MODES && !late; k++)
+                if (m->pending[k].head && m->pending[k].head->_job->_deadline_ns <= now)
+                    late = m->pending[k].head->_job;
+        if (!late) break;
+        job_fail(q, late, -ETIMEDOUT, &d);
     }
     arm_deadline(q);
     uv_mutex_unlock(&q->lock);
@@ -352,7 +357,7 @@ static bq_batch_t *schedule(bq_queue_t *q, bq_batch_t *self, int *wake_loop) {
         for (int i = 0; i < q->opt.workers && !b; i++)
             if (!q->batches[i].in_use) b = &q->batches[i];
         SRV_ASSERT(b);
-        b->model = l->head->_job->model;
+        b->model = l->head->model;
         b->mode = l->head->_job->gates;
         batch_fill(q, l, b);
         uint64_t now = srv_now_ns();
@@ -514,8 +519,9 @@ int bq_reserve(bq_queue_t *q, size_t n) {
 void bq_unreserve(bq_queue_t *q, size_t n) { atomic_fetch_sub(&q->reserved, n); }
 
 void bq_submit(bq_queue_t *q, bq_job_t *job) {
-    SRV_ASSERT(job->n_items > 0 && job->model && job->model->workers >= q->opt.workers &&
-               (unsigned)job->gates < BQ_MODES && job->done);
+    SRV_ASSERT(job->n_items > 0 && (unsigned)job->gates < BQ_MODES && job->done);
+    for (size_t i = 0; i < job->n_items; i++)
+        SRV_ASSERT(job->items[i].model && job->items[i].model->workers >= q->opt.workers);
     job->status = 0;
     job->t_submit_ns = srv_now_ns();
     job->t_start_ns = job->t_end_ns = 0;

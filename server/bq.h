@@ -1,9 +1,10 @@
 /* bq.h - the batch queue: texts from many requests, batched and run on a pool of worker
  * threads, each with its own gru_ctx_t per model; timers and shutdown on a libuv loop.
  *
- * A job is one request: n items (texts), each with its token ids and the result buffers the
- * request lends to the queue. The submitter first reserves room for the job's items
- * (bq_reserve, which is where back-pressure happens), then hands the job over (bq_submit).
+ * A job is one request: n items (texts), each with its model, its token ids and the result
+ * buffers the request lends to the queue (sized for that item's model). The submitter first
+ * reserves room for the job's items (bq_reserve, which is where back-pressure happens), then
+ * hands the job over (bq_submit).
  * From then on the queue owns the job until it calls job->done exactly once, with job->status
  * set: on the worker thread that ran its last text, or on the loop thread (deadline, cancel).
  * Between those two points the submitter must not touch the job, its items or their buffers.
@@ -14,10 +15,10 @@
  * bq_ functions. Workers run gru_forward_batch() on a batch's own arrays and the lent result
  * buffers, then complete its jobs and take the next batch themselves.
  *
- * Models: a job names a bq_model_t, a model with one gru_ctx_t per worker. The owner creates
+ * Models: each text (item) names a bq_model_t, a model with one gru_ctx_t per worker. The owner creates
  * it (bq_model_new, any thread, off the serving path: a reload thread may build and warm one
- * while the queue serves others) and keeps it alive while any job that names it is queued or
- * running, i.e. until that job's done has been called; then it may free it (bq_model_free). The
+ * while the queue serves others) and keeps it alive while any job with a text that names it
+ * is queued or running, i.e. until that job's done has been called; then it may free it (bq_model_free). The
  * queue keeps no list of models: any number may come and go while it runs.
  *
  * Usage:
@@ -47,6 +48,8 @@ typedef void (*bq_done_cb)(bq_job_t *job);
 
 /* One text of a job. Public: set by the submitter. Private: the rest. */
 typedef struct bq_item {
+    bq_model_t *model;  /* borrowed: must outlive the job (until done is called); the texts of
+                           one job may go to different models (a request routed by language) */
     const int32_t *ids; /* (len) token ids, borrowed until done */
     size_t len;         /* >= 1 */
     float *probs;       /* (C) written by a worker */
@@ -60,7 +63,6 @@ typedef struct bq_item {
 
 struct bq_job {
     /* public: set by the submitter before bq_submit */
-    bq_model_t *model;       /* borrowed: must outlive the job (until done is called) */
     gru_gates_mode_t gates;  /* for all its items */
     bq_item_t *items;        /* (n_items) */
     size_t n_items;

@@ -37,6 +37,7 @@
 /* ---- constants ---- */
 #define SRV_VERSION "0.1.0"
 #define SRV_MAX_MODELS SRV_METRICS_MAX_MODELS
+#define SRV_MODEL_AUTO "auto" /* "model": "auto" routes each text by its language; no model's name */
 #define SRV_GRACE_MS 1000 /* after the drain timeout and the last batch: time for answers to go */
 #define SRV_CONNECTION_MEMORY 16384 /* bytes per connection for headers and buffers */
 #define SRV_SWEEP_MS 500 /* how often slow and vanished clients are looked for */
@@ -95,6 +96,7 @@ typedef struct {
     size_t models_body_len;
     char metric_info[SRV_MAX_MODELS][680]; /* gru_model_info labels with default="..." */
     const char *metric_names[SRV_MAX_MODELS], *metric_infos[SRV_MAX_MODELS];
+    const gru_config_t *cfgs[SRV_MAX_MODELS]; /* models[i]->cfg, for routing by language */
 } srv_modelset_t;
 
 /* A directory of the repository: the name it is served under and where it is. */
@@ -188,7 +190,8 @@ struct srv_request {
 
     /* Inference (srv_infer.c). */
     api_request_t req;
-    const srv_model_t *model;
+    const srv_model_t *model; /* the model of every text; NULL when they went to several */
+    int routed;               /* no model named (or "auto"): each text went to its language's */
     size_t n;               /* texts */
     size_t tokens;
     tok_seq_t seq1, *seqs;  /* (n): &seq1 when n == 1 */

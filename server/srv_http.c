@@ -346,7 +346,7 @@ void srv_http_on_completed(void *cls, struct MHD_Connection *conn, void **req_cl
                           r->job.batch_max,
                           ran ? (double)(r->job.t_start_ns - r->job.t_submit_ns) / 1e6 : -1,
                           ran ? (double)(r->job.t_end_ns - r->job.t_start_ns) / 1e6 : -1,
-                          r->model ? r->model->name : NULL,
+                          r->model ? r->model->name : r->routed ? SRV_MODEL_AUTO : NULL,
                           r->model ? r->model->version : NULL,
                           r->request_id,
                           r->traced ? &r->trace : NULL,

@@ -4,23 +4,30 @@
  * DESIGN (threads: see srv.c for the whole picture)
  * On the request's last call (HTTP thread), in this order, each step failing with its own
  * error before anything is queued:
- *   1. parse the body (api_request_parse) and pick the model;
- *   2. tokenize every text (tokenize: invalid UTF-8 422, no tokens 422, too long 422 unless
- *      "truncate");
+ *   1. parse the body (api_request_parse) and pick the model: the named one, or none (no
+ *      "model", or "auto"): then each text goes to the model of its language (lang_route);
+ *   2. pick each text's model and tokenize it with that model's tokenizer (tokenize: invalid
+ *      UTF-8 422, no tokens 422, too long 422 unless "truncate");
  *   3. lay out the result buffers (layout): one arena per request, probabilities of every text
- *      first, then per text its gates and its trajectory, bounded by --max-result-mb;
+ *      first, then per text its gates and its trajectory (each in its own model's shape),
+ *      bounded by --max-result-mb;
  *   4. reserve room in the queue (429 when full, 503 when draining), suspend the connection,
  *      then bq_submit - so the resume can never come before the suspend.
  * The queue calls on_job_done exactly once (bq's promise), on the worker that ran the job's last
  * text or on the loop thread (deadline, shutdown): it marks the request DONE and resumes the
  * connection; the resumed call (HTTP thread) encodes the answer (srv_infer_answer).
  * Between bq_submit and on_job_done the queue owns the job, its items and the arena.
+ *
+ * A request whose texts went to several models is still one job: each item names its model,
+ * the queue batches items per model, and the job is admitted (bq_reserve of all its texts),
+ * timed out and done as a whole, so the answer is complete or an error, never a part.
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "lang.h"
 #include "srv.h"
 
 /* Writes v in decimal into out (24 bytes); no printf on the request path. */
@@ -40,10 +47,18 @@ static void on_job_done(bq_job_t *job) {
     MHD_resume_connection(r->conn);
 }
 
-/* Step 2: every text to token ids (r->seqs), counting r->tokens. */
+/* The model of item i (set by tokenize): the model of the request's set whose contexts it names. */
+static const srv_model_t *item_model(const srv_request_t *r, size_t i) {
+    for (size_t k = 0; k < r->set->n; k++)
+        if (r->set->models[k]->bqm == r->items[i].model) return r->set->models[k];
+    SRV_ASSERT(!"an item's model is in its request's set");
+    return NULL;
+}
+
+/* Step 2: each text's model (r->model, or the model of its language when r->routed) into
+ * r->items[i].model, and its token ids (r->seqs), counting r->tokens. When every text went to
+ * one model, r->model becomes it. */
 static srv_outcome_t tokenize(srv_request_t *r, api_error_t *err) {
-    const srv_model_t *m = r->model;
-    const gru_config_t *c = m->cfg;
     const size_t n = r->n;
     if (n == 1) {
         r->seqs = &r->seq1;
@@ -55,6 +70,11 @@ static srv_outcome_t tokenize(srv_request_t *r, api_error_t *err) {
     }
     for (size_t i = 0; i < n; i++) tok_seq_init(&r->seqs[i]);
     for (size_t i = 0; i < n; i++) {
+        const srv_model_t *m =
+            r->routed ? r->set->models[lang_route(r->req.texts[i], r->req.text_lens[i], r->set->cfgs, r->set->n)]
+                      : r->model;
+        r->items[i].model = m->bqm;
+        const gru_config_t *c = m->cfg;
         tok_seq_t *seq = &r->seqs[i];
         int rc = tok_encode(&c->tokenizer, m->vocab, r->req.texts[i], r->req.text_lens[i], seq);
         const char *which = r->req.single ? "the text" : "a text";
@@ -69,18 +89,26 @@ static srv_outcome_t tokenize(srv_request_t *r, api_error_t *err) {
                             seq->n_total, c->name, c->tokenizer.max_tokens);
         r->tokens += seq->n;
     }
+    if (r->routed) {
+        r->model = item_model(r, 0);
+        for (size_t i = 1; i < n && r->model; i++)
+            if (item_model(r, i) != r->model) r->model = NULL;
+    }
     return SRV_CONTINUE;
 }
 
-/* Step 3: the arena and each item's view of it. */
+/* Step 3: the arena and each item's view of it, in its model's shape. */
 static srv_outcome_t layout(srv_request_t *r, api_error_t *err) {
-    const gru_config_t *c = r->model->cfg;
-    const size_t n = r->n, C = (size_t)c->num_labels;
+    const size_t n = r->n;
     const gru_gates_mode_t mode = r->req.gates;
-    const int traj = r->req.trajectory && !c->bidirectional;
-    size_t floats = n * C;
-    for (size_t i = 0; i < n; i++)
-        floats += gru_gates_floats(c, mode, r->seqs[i].n) + (traj ? r->seqs[i].n * C : 0);
+    size_t floats = 0, n_probs = 0;
+    for (size_t i = 0; i < n; i++) {
+        const gru_config_t *c = item_model(r, i)->cfg;
+        const size_t C = (size_t)c->num_labels;
+        const int traj = r->req.trajectory && !c->bidirectional;
+        n_probs += C;
+        floats += C + gru_gates_floats(c, mode, r->seqs[i].n) + (traj ? r->seqs[i].n * C : 0);
+    }
     const int max_mb = r->s->cfg.max_result_mb;
     if (floats > (size_t)max_mb * (1u << 20) / sizeof(float))
         return SRV_FAIL(err, API_ERR_RESULT_TOO_LARGE,
@@ -88,14 +116,19 @@ static srv_outcome_t layout(srv_request_t *r, api_error_t *err) {
                         floats * sizeof(float) >> 20, max_mb);
     if (!(r->arena = malloc(floats * sizeof(float))))
         return SRV_FAIL(err, API_ERR_OUT_OF_MEMORY, "out of memory for the results");
-    float *p = r->arena;
+    /* The probabilities of every text first: (n, C) when the texts share a model (KServe). */
+    float *p = r->arena, *probs = p;
     r->probs = p;
-    p += n * C;
+    p += n_probs;
     for (size_t i = 0; i < n; i++) {
+        const gru_config_t *c = item_model(r, i)->cfg;
+        const size_t C = (size_t)c->num_labels;
+        const int traj = r->req.trajectory && !c->bidirectional;
         bq_item_t *it = &r->items[i];
         it->ids = r->seqs[i].ids;
         it->len = r->seqs[i].n;
-        it->probs = r->probs + i * C;
+        it->probs = probs;
+        probs += C;
         it->gates = NULL;
         it->trajectory = NULL;
         if (mode != GRU_GATES_NONE) {
@@ -113,8 +146,7 @@ static srv_outcome_t layout(srv_request_t *r, api_error_t *err) {
 /* Step 4: reserve, suspend, submit. */
 static srv_outcome_t enqueue(srv_request_t *r, api_error_t *err) {
     srv_t *s = r->s;
-    r->job = (bq_job_t){.model = r->model->bqm, .gates = r->req.gates, .items = r->items,
-                        .n_items = r->n, .done = on_job_done, .data = r};
+    r->job = (bq_job_t){.gates = r->req.gates, .items = r->items, .n_items = r->n, .done = on_job_done, .data = r};
     int rc = bq_reserve(s->bq, r->n);
     if (rc == -EAGAIN)
         return SRV_FAIL(err, API_ERR_QUEUE_FULL, "the queue is full (%d texts); retry shortly", s->cfg.max_queue);
@@ -129,7 +161,7 @@ static srv_outcome_t enqueue(srv_request_t *r, api_error_t *err) {
     return SRV_SUSPENDED;
 }
 
-/* Steps 2-4 for r->model and the parsed r->req. */
+/* Steps 2-4 for r->model (or each text's language, when r->routed) and the parsed r->req. */
 static srv_outcome_t submit(srv_request_t *r, api_error_t *err) {
     r->n = r->req.n_texts;
     srv_outcome_t o = tokenize(r, err);
@@ -153,8 +185,9 @@ srv_outcome_t srv_h_sentiment(srv_request_t *r, api_error_t *err) {
     srv_outcome_t o = srv_require_ready(r, err);
     if (o == SRV_CONTINUE) o = parse_body(r, API_REQ_SENTIMENT, err);
     if (o != SRV_CONTINUE) return o;
-    r->model = r->set->models[0];
-    if (r->req.model) {
+    r->model = NULL;
+    r->routed = !r->req.model || !strcmp(r->req.model, SRV_MODEL_AUTO);
+    if (!r->routed) {
         r->model = srv_modelset_find(r->set, r->req.model);
         if (!r->model) {
             char q[64];
@@ -177,17 +210,16 @@ srv_outcome_t srv_infer_answer(srv_request_t *r, api_error_t *err) {
         return SRV_FAIL(err, API_ERR_TIMEOUT, "no worker took the request within %d ms", r->s->cfg.timeout_ms);
     if (job->status == -ECANCELED) return SRV_FAIL(err, API_ERR_DRAINING, "the server is shutting down");
     if (job->status < 0) return SRV_FAIL(err, api_err_from_errno(job->status), "inference failed");
-    const gru_config_t *c = r->model->cfg;
     size_t len;
     char *body;
     if (r->req.kind == API_REQ_KSERVE_INFER) {
-        body = api_kserve_infer_body(&r->req, c, r->model->version, r->probs, r->n, &len);
+        body = api_kserve_infer_body(&r->req, r->model->cfg, r->model->version, r->probs, r->n, &len);
     } else {
         api_result_t one, *res = r->n == 1 ? &one : calloc(r->n, sizeof *res);
         if (!res) return SRV_FAIL(err, API_ERR_OUT_OF_MEMORY, "out of memory while encoding the response");
         for (size_t i = 0; i < r->n; i++)
-            res[i] = (api_result_t){c, &r->seqs[i], r->items[i].probs, r->req.gates, r->items[i].gates,
-                                    r->items[i].trajectory, r->model->version};
+            res[i] = (api_result_t){item_model(r, i)->cfg, &r->seqs[i], r->items[i].probs, r->req.gates,
+                                    r->items[i].gates, r->items[i].trajectory, item_model(r, i)->version};
         body = api_sentiment_body(res, r->n, r->req.single, &len);
         if (res != &one) free(res);
     }

@@ -50,6 +50,11 @@ static int repo_add(srv_repo_entry_t *e, size_t *n, const char *spec, char *err,
         while (b > 0 && dir[b - 1] != '/') b--;
         snprintf(m->name, sizeof m->name, "%.*s", (int)(dl - b), dir + b);
     }
+    if (!strcmp(m->name, SRV_MODEL_AUTO)) {
+        snprintf(err, errlen, "%.200s: a model cannot be called \"" SRV_MODEL_AUTO "\" (a request's \"model\": \""
+                 SRV_MODEL_AUTO "\" picks a model by the text's language); use NAME=DIR", spec);
+        return -1;
+    }
     for (size_t i = 0; i < *n; i++)
         if (!strcmp(e[i].name, m->name)) {
             snprintf(err, errlen, "two models are called \"%s\" (use NAME=DIR)", m->name);
@@ -244,6 +249,7 @@ int srv_modelset_new(srv_t *s, srv_model_t *const *models, size_t n, srv_modelse
         infos[i].is_default = i == 0;
         srv_metrics_model_info(set->metric_info[i], sizeof set->metric_info[i], m->cfg, m->version, i == 0);
         set->metric_names[i] = m->metric_name;
+        set->cfgs[i] = m->cfg;
         set->metric_infos[i] = set->metric_info[i];
     }
     if (!(set->models_body = api_models_body(infos, n, &set->models_body_len))) {

@@ -72,7 +72,8 @@ function pickModels() {
   // A language without a shipped model (yet): a small random stand-in from tests/e2e/tiny_model.py.
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'gru-browser-models-'));
   const code = 'import sys; sys.path.insert(0, sys.argv[1]); import tiny_model as t; ' +
-    't.write(sys.argv[2] + "/tiny-en", "word", hidden=24, seed=1); t.write(sys.argv[2] + "/tiny-zh", "char", hidden=16, layers=2, seed=2)';
+    't.write(sys.argv[2] + "/tiny-en", "word", hidden=24, seed=1, languages=["en"]); ' +
+    't.write(sys.argv[2] + "/tiny-zh", "char", hidden=16, layers=2, seed=2, languages=["zh"])';
   const r = spawnSync(GRU_PYTHON, ['-c', code, path.join(ROOT, 'tests', 'e2e'), tmp], { encoding: 'utf8' });
   if (r.status !== 0) skip('no shipped ' + (en ? 'Chinese' : 'English') + ' model in ' + GRU_MODELS + ', and no stand-in: ' + (r.stderr || r.error));
   const tiny = modelDirs(tmp);
@@ -230,7 +231,8 @@ async function main() {
     await page.waitForFunction(() => document.body.dataset.models, null, { timeout: TIMEOUT });
     const options = await page.$$eval('#model option', (els) => els.map((e) => e.value));
     const listed = JSON.parse((await request(port, 'GET', '/v1/models')).body.toString()).models.map((m) => m.name);
-    check(JSON.stringify(options) === JSON.stringify(listed), 'the model picker lists GET /v1/models', { options, listed });
+    check(JSON.stringify(options) === JSON.stringify(['auto'].concat(listed)), 'the model picker lists "auto", then GET /v1/models', { options, listed });
+    check((await page.$eval('#model', (e) => e.value)) === 'auto', '"auto" is selected by default');
 
     // English, analyzed with Enter in the text box.
     let state = await analyzeWith(page, { text: EN_TEXT, model: models.en.name, how: 'enter' });
@@ -313,6 +315,26 @@ async function main() {
     if (!cjk.stdout || !cjk.stdout.trim()) console.log('note: no Chinese font installed (fonts-noto-cjk): the screenshots show boxes for the Chinese text');
     await page.hover('#heatmap .tok-col[data-i="' + (zh.tokens.length - 1) + '"]');
     await page.screenshot({ path: path.join(OUT, 'desktop-zh.png'), fullPage: true });
+    // "auto": the server picks the model by the text's language; the page says which one answered.
+    const autoApi = await apiJson(port, { text: ZH_TEXT, model: 'auto' });
+    state = await analyzeWith(page, { text: ZH_TEXT, model: 'auto', how: 'enter' });
+    const autoMeta = await page.textContent('#pred-meta');
+    check(state === 'done' && autoMeta.includes('model ' + autoApi.model + ' (chosen by language)'),
+      'auto: the page names the model the server chose (' + autoApi.model + ')', autoMeta);
+    await checkResult(page, port, ZH_TEXT, autoApi.model, 'auto');
+    check((await page.textContent('#raw-curl')).includes('"model":"auto"'), 'auto: the curl command asks for "auto"');
+    // Unknown tokens: Chinese read by the English model; the count is shown, and a notice when
+    // the model knew none of the tokens.
+    const unkApi = await apiJson(port, { text: ZH_TEXT, model: models.en.name });
+    state = await analyzeWith(page, { text: ZH_TEXT, model: models.en.name, how: 'enter' });
+    const unkMeta = await page.textContent('#pred-meta');
+    check(state === 'done' && Number.isInteger(unkApi.unknown_tokens) &&
+      (unkApi.unknown_tokens ? unkMeta.includes('(' + unkApi.unknown_tokens + ' unknown to the model)') : !unkMeta.includes('unknown')),
+      'unknown tokens: the page shows the API\'s count (' + unkApi.unknown_tokens + ')', unkMeta);
+    const allUnknown = unkApi.unknown_tokens === unkApi.tokens.length;
+    check((await page.isVisible('#unknown')) === allUnknown, 'unknown tokens: the notice shows exactly when no token was known (' + allUnknown + ')');
+    const marked = await page.$$eval('#heatmap .tok.unk', (els) => els.length);
+    check(marked === unkApi.unknown_tokens, 'unknown tokens: each one is marked in the heatmap', marked);
 
     // An API error is shown, not swallowed: empty text -> 422 empty_text.
     const apiErr = JSON.parse((await request(port, 'POST', '/v1/sentiment', { text: '' })).body.toString()).error;

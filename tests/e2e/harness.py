@@ -35,13 +35,15 @@ _tiny_lock = threading.Lock()
 
 
 def tiny_models():
-    """A directory with two small random models, tiny-en (word) and tiny-zh (char), made once."""
+    """A directory with two small random models, made once: tiny-en (word tokens, "languages":
+    ["en"]) and tiny-zh (char tokens, ["zh"]). In name order tiny-en is the server's default."""
     global _tiny_dir
     with _tiny_lock:
         if _tiny_dir is None:
             _tiny_dir = tempfile.mkdtemp(prefix="gru-e2e-models-")
-            tiny_model.write(os.path.join(_tiny_dir, "tiny-en"), "word", hidden=24, seed=1)
-            tiny_model.write(os.path.join(_tiny_dir, "tiny-zh"), "char", hidden=16, layers=2, seed=2)
+            tiny_model.write(os.path.join(_tiny_dir, "tiny-en"), "word", hidden=24, seed=1, languages=["en"])
+            tiny_model.write(os.path.join(_tiny_dir, "tiny-zh"), "char", hidden=16, layers=2, seed=2,
+                             languages=["zh"])
         return _tiny_dir
 
 

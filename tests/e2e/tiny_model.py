@@ -1,8 +1,9 @@
 """tiny_model.py - small random GRU models for the end-to-end tests (numpy only).
 
-write(out_dir, kind="word"|"char", hidden=16, layers=1, bidirectional=False, seed=0) writes a
-model directory with tools/gru_format.py: a vocabulary of common English words (word) or of
-common Chinese characters (char), random weights as PyTorch initializes them.
+write(out_dir, kind="word"|"char", hidden=16, layers=1, bidirectional=False, seed=0,
+languages=None) writes a model directory with tools/gru_format.py: a vocabulary of common English
+words (word) or of common Chinese characters (char), random weights as PyTorch initializes them;
+languages (e.g. ["en"]) goes into config.json as "languages" when given.
 """
 import os
 import sys
@@ -20,7 +21,7 @@ CHARS = list("我你他她们的了是不很好坏吃送快慢太菜饭味道服
 
 
 def write(out_dir, kind="word", hidden=16, layers=1, bidirectional=False, seed=0, max_tokens=64,
-          labels=("negative", "positive"), embedding=12):
+          labels=("negative", "positive"), embedding=12, languages=None):
     rng = np.random.default_rng(seed)
     seen, vocab = set(), ["<pad>", "<unk>"]
     for t in (WORDS if kind == "word" else CHARS):
@@ -44,7 +45,8 @@ def write(out_dir, kind="word", hidden=16, layers=1, bidirectional=False, seed=0
     sd["fc.bias"] = u(C)
     gru_format.write_model_dir(out_dir, sd, vocab, labels=list(labels), embedding_dim=E, hidden_size=H,
                                num_layers=layers, bidirectional=bidirectional,
-                               tokenizer={"kind": kind, "lowercase": True, "max_tokens": max_tokens})
+                               tokenizer={"kind": kind, "lowercase": True, "max_tokens": max_tokens},
+                               extra_config=None if languages is None else {"languages": list(languages)})
     with open(os.path.join(out_dir, "README.md"), "w") as f:
         f.write("# tiny test model\n\nRandom weights.\n\n| split | accuracy | macro-F1 |\n|---|---|---|\n"
                 "| dev | 0.5 | 0.33 |\n")

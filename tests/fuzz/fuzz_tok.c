@@ -2,7 +2,8 @@
  *
  * The first byte picks the kind, lower-casing and max_tokens; the rest is the text. Checks the
  * invariants the spec promises: ids in range, token strings valid UTF-8 without Space, n <= max,
- * n_total >= n, and an -EILSEQ offset inside the text. */
+ * n_total >= n, and an -EILSEQ offset inside the text. The language guess (lang.h) reads the same
+ * bytes: at most one letter per byte, and a language only for a strict majority. */
 #include <assert.h>
 #include <errno.h>
 #include <stdint.h>
@@ -10,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "lang.h"
 #include "tok.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -56,5 +58,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
     }
     tok_seq_deinit(&seq);
+    lang_counts_t c;
+    lang_count((const char *)data + 1, size - 1, &c);
+    assert(c.han + c.latin + c.kana + c.hangul + c.other <= size - 1);
+    const char *lang = lang_detect((const char *)data + 1, size - 1);
+    if (lang) { /* the winner has strictly more letters than every other script */
+        const size_t n[4] = {c.han, c.latin, c.kana, c.hangul};
+        static const char *const names[4] = {"zh", "en", "ja", "ko"};
+        int w = -1;
+        for (int k = 0; k < 4; k++)
+            if (!strcmp(lang, names[k])) w = k;
+        assert(w >= 0 && n[w] > c.other);
+        for (int k = 0; k < 4; k++) assert(k == w || n[k] < n[w]);
+    }
     return 0;
 }

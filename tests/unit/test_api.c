@@ -340,6 +340,30 @@ static void test_api_models_body(void **state) {
     assert_int_equal(json_integer_value(json_object_get(m0, "num_parameters")), 99);
     assert_int_equal(json_array_size(json_object_get(m0, "labels")), 3);
     assert_string_equal(json_string_value(json_object_get(m0, "version")), "00112233aabbccdd");
+    assert_int_equal(json_array_size(json_object_get(m0, "languages")), 0); /* none declared */
+    assert_int_equal(json_object_size(json_object_get(j, "language_defaults")), 0);
+    json_decref(j);
+    free(b);
+    /* Languages: each model lists its own; each language's default is its first model. */
+    gru_config_t cs[3] = {test_config(), test_config(), test_config()};
+    static const char *const names[3] = {"zh-1", "en-1", "en-zh-2"};
+    static const char *const langs[3][2] = {{"zh", NULL}, {"en", NULL}, {"en", "zh"}};
+    api_model_info_t ms[3];
+    for (int i = 0; i < 3; i++) {
+        snprintf(cs[i].name, sizeof cs[i].name, "%s", names[i]);
+        for (int k = 0; k < 2 && langs[i][k]; k++)
+            snprintf(cs[i].languages[cs[i].num_languages++], sizeof cs[i].languages[0], "%s", langs[i][k]);
+        ms[i] = (api_model_info_t){&cs[i], i == 0, NAN, NAN, NULL};
+    }
+    b = api_models_body(ms, 3, &n);
+    j = json_loads(b, 0, NULL);
+    assert_non_null(j);
+    json_t *want = json_pack("{s:s, s:s}", "zh", "zh-1", "en", "en-1");
+    assert_true(json_equal(json_object_get(j, "language_defaults"), want));
+    json_decref(want);
+    want = json_pack("[s, s]", "en", "zh");
+    assert_true(json_equal(json_object_get(json_array_get(json_object_get(j, "models"), 2), "languages"), want));
+    json_decref(want);
     json_decref(j);
     free(b);
     b = api_kserve_model_body(&m, &n);
@@ -370,6 +394,9 @@ static void test_api_alloc_failures(void **state) {
     const char kbody[] = "{\"id\": \"x\", \"inputs\": [{\"name\": \"t\", \"shape\": [2], \"datatype\": \"BYTES\","
                          " \"data\": [\"a\", \"b\"]}]}";
     gru_config_t c = test_config();
+    c.num_languages = 2;
+    snprintf(c.languages[0], sizeof c.languages[0], "en");
+    snprintf(c.languages[1], sizeof c.languages[1], "fr");
     const float probs[6] = {0.1f, 0.7f, 0.2f, 0.5f, 0.2f, 0.3f};
     int ok = 0;
     for (int n = 0; n < 10000 && ok < 3; n++) {
@@ -416,6 +443,8 @@ static void test_api_alloc_failures(void **state) {
             json_t *j = json_loads(b, 0, NULL);
             assert_int_equal(json_array_size(json_object_get(j, "models")), 1);
             assert_string_equal(json_string_value(json_object_get(j, "default")), "m");
+            assert_int_equal(json_array_size(json_object_get(json_array_get(json_object_get(j, "models"), 0), "languages")), 2);
+            assert_string_equal(json_string_value(json_object_get(json_object_get(j, "language_defaults"), "fr")), "m");
             json_decref(j);
         }
         free(b);
@@ -610,20 +639,21 @@ static void check_nums(const json_t *a, const float *v, size_t n, const char *wh
     for (size_t i = 0; i < n; i++) check_num(json_array_get(a, i), v[i], what);
 }
 
-/* The object written for r holds r's values, key for key, in the documented order. */
-static void check_result(const json_t *o, const api_result_t *r) {
+/* The object written for r holds r's values, key for key, in the documented order; unknown: how
+ * many of r's token ids are TOK_ID_UNK. */
+static void check_result(const json_t *o, const api_result_t *r, size_t unknown) {
     const gru_config_t *c = r->cfg;
     const tok_seq_t *s = r->tokens;
     const size_t T = s->n, H = (size_t)c->hidden_size, D = 1 + (size_t)c->bidirectional;
     int best = 0;
     for (int k = 1; k < c->num_labels; k++)
         if (r->probs[k] > r->probs[best]) best = k;
-    const char *order[11];
+    const char *order[13];
     size_t nk = 0;
     order[nk++] = "model";
     if (r->model_version) order[nk++] = "model_version";
     order[nk++] = "label", order[nk++] = "score", order[nk++] = "probabilities";
-    order[nk++] = "tokens", order[nk++] = "token_ids", order[nk++] = "truncated";
+    order[nk++] = "tokens", order[nk++] = "token_ids", order[nk++] = "unknown_tokens", order[nk++] = "truncated";
     if (s->truncated) order[nk++] = "num_tokens_total";
     if (r->gates_mode != GRU_GATES_NONE && r->gates) order[nk++] = "gates";
     if (r->trajectory) order[nk++] = "trajectory";
@@ -647,6 +677,7 @@ static void check_result(const json_t *o, const api_result_t *r) {
         assert_string_equal(json_string_value(json_array_get(toks, t)), tok_seq_token(s, t));
         assert_int_equal(json_integer_value(json_array_get(ids, t)), s->ids[t]);
     }
+    assert_int_equal(json_integer_value(json_object_get(o, "unknown_tokens")), unknown);
     assert_int_equal(json_is_true(json_object_get(o, "truncated")), s->truncated);
     if (s->truncated) assert_int_equal(json_integer_value(json_object_get(o, "num_tokens_total")), s->n_total);
     const json_t *g = json_object_get(o, "gates");
@@ -700,7 +731,11 @@ static void test_api_write_result(void **state) {
         tok_seq_init(&seq);
         const char *t = texts[rng() % (sizeof texts / sizeof *texts)];
         assert_int_equal(tok_encode(&tc, NULL, t, strlen(t), &seq), 0);
-        for (size_t i = 0; i < seq.n; i++) seq.ids[i] = (int32_t)(rng() % 100000);
+        size_t unknown = 0;
+        for (size_t i = 0; i < seq.n; i++) {
+            seq.ids[i] = rng() % 4 ? (int32_t)(rng() % 100000) : TOK_ID_UNK;
+            unknown += seq.ids[i] == TOK_ID_UNK;
+        }
         gru_gates_mode_t mode = (gru_gates_mode_t)(rng() % 3);
         size_t ng = gru_gates_floats(&c, mode, seq.n);
         assert_true(ng <= sizeof buf / sizeof *buf);
@@ -718,7 +753,7 @@ static void test_api_write_result(void **state) {
         json_error_t je;
         json_t *doc = json_loads(got, 0, &je);
         if (!doc) fail_msg("not JSON: %s: %s", je.text, got);
-        check_result(doc, &r);
+        check_result(doc, &r, unknown);
         char *again = json_dumps(doc, API_DUMP_FLAGS);
         assert_string_equal(again, got);
         free(again);
@@ -738,6 +773,22 @@ static void test_api_write_result(void **state) {
                  r.model_version ? "\"" : "", got, got);
         assert_string_equal(both, want);
         assert_int_equal(n2, strlen(want));
+        /* Results of two models (texts routed by language): the batch's model is "auto", and
+         * each result keeps its own. */
+        gru_config_t c2 = c;
+        snprintf(c2.name, sizeof c2.name, "other");
+        two[1].cfg = &c2;
+        char *mixed = api_sentiment_body(two, 2, 0, &n2);
+        assert_non_null(mixed);
+        doc = json_loads(mixed, 0, NULL);
+        assert_non_null(doc);
+        assert_string_equal(json_string_value(json_object_get(doc, "model")), "auto");
+        assert_null(json_object_get(doc, "model_version")); /* several models: each result has its own */
+        const json_t *res = json_object_get(doc, "results");
+        assert_string_equal(json_string_value(json_object_get(json_array_get(res, 0), "model")), c.name);
+        assert_string_equal(json_string_value(json_object_get(json_array_get(res, 1), "model")), "other");
+        json_decref(doc);
+        free(mixed);
         free(want);
         free(qname);
         json_decref(name);

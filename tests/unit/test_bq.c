@@ -34,20 +34,24 @@ typedef struct {
     bq_queue_t *q;
     gru_model_t *model;
     bq_model_t *bm;     /* model's contexts */
+    bq_model_t *bm2;    /* a second model's (fixture_new_two), or NULL */
     int expected;
     atomic_int finished;
     size_t batch_texts[64], batch_tokens[64], batch_model[64];
     int n_batches;
 } fixture_t;
 
-static gru_model_t *random_model(void) {
+/* A random model with 50 ids and 2 labels of the given shape. */
+static gru_model_t *random_model_of(int E, int H, int L, uint64_t seed) {
     gru_config_t c;
     memset(&c, 0, sizeof c);
-    c.vocab_size = 50, c.embedding_dim = 8, c.hidden_size = 16, c.num_layers = 1, c.num_labels = 2;
+    c.vocab_size = 50, c.embedding_dim = E, c.hidden_size = H, c.num_layers = L, c.num_labels = 2;
     gru_model_t *m;
-    assert_int_equal(gru_model_new_random(&m, &c, 42, NULL), 0);
+    assert_int_equal(gru_model_new_random(&m, &c, seed, NULL), 0);
     return m;
 }
+
+static gru_model_t *random_model(void) { return random_model_of(8, 16, 1, 42); }
 
 static void on_done(bq_job_t *job) {
     tjob_t *t = job->data;
@@ -101,6 +105,7 @@ static void fixture_run_and_free(fixture_t *f) {
     assert_int_equal(uv_loop_close(&f->loop), 0);
     bq_free(f->q);
     bq_model_free(f->bm);
+    bq_model_free(f->bm2);
     gru_model_free(f->model);
     free(f);
 }
@@ -110,9 +115,10 @@ static void tjob_init(tjob_t *t, size_t n, const size_t *lens, unsigned seed, gr
     memset(t, 0, sizeof *t);
     for (size_t i = 0; i < n; i++) {
         for (size_t k = 0; k < lens[i]; k++) t->ids[i][k] = (int32_t)((seed * 31 + i * 7 + k * 13) % 50);
-        t->items[i] = (bq_item_t){.ids = t->ids[i], .len = lens[i], .probs = t->probs[i], .gates = mode ? t->gates[i] : NULL};
+        t->items[i] = (bq_item_t){.model = current->bm, .ids = t->ids[i], .len = lens[i], .probs = t->probs[i],
+                                  .gates = mode ? t->gates[i] : NULL};
     }
-    t->job = (bq_job_t){.model = current->bm, .gates = mode, .items = t->items, .n_items = n, .done = on_done_count, .data = t};
+    t->job = (bq_job_t){.gates = mode, .items = t->items, .n_items = n, .done = on_done_count, .data = t};
 }
 
 /* The probabilities of text i of t run alone. */
@@ -236,7 +242,7 @@ static void test_bq_models_come_and_go(void **state) {
     for (int j = 0; j < 12; j++) {
         size_t lens[3] = {3 + j, 5, 1 + (j * 7) % 20};
         tjob_init(&jobs[j], 3, lens, (unsigned)j, j % 3 ? GRU_GATES_NONE : GRU_GATES_SUMMARY);
-        if (j % 2) jobs[j].job.model = bother;
+        for (int i = 0; j % 2 && i < 3; i++) jobs[j].items[i].model = bother;
         assert_int_equal(bq_reserve(f->q, 3), 0);
         bq_submit(f->q, &jobs[j].job);
     }
@@ -373,12 +379,99 @@ static void test_bq_new_einval(void **state) {
     bq_free(NULL);
 }
 
+/* ------------------------------------------------------------------------------------------ */
+/* Jobs whose texts go to different models (a request routed by language) */
+
+/* A fixture whose queue serves models[0] (f->model, freed with the fixture) and models[1]. */
+static fixture_t *fixture_new_two(bq_options_t opt, gru_model_t *models[2]) {
+    fixture_t *f = calloc(1, sizeof *f);
+    assert_non_null(f);
+    current = f;
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    models[0] = f->model = random_model();
+    models[1] = random_model_of(6, 12, 2, 7); /* another shape: the wrong model would show */
+    assert_int_equal(bq_model_new(&f->bm, models[0], opt.workers, 0), 0);
+    assert_int_equal(bq_model_new(&f->bm2, models[1], opt.workers, 1), 0);
+    opt.on_batch = on_batch;
+    opt.observer_data = f;
+    bq_model_t *warm[2] = {f->bm, f->bm2};
+    assert_int_equal(bq_new(&f->q, &f->loop, warm, 2, &opt), 0);
+    uv_timer_init(&f->loop, &f->poll);
+    f->poll.data = f;
+    return f;
+}
+
+/* Every text is run by its own model; each batch holds one model's texts; done comes once. */
+static void test_bq_mixed_models(void **state) {
+    (void)state;
+    bq_options_t opt = {.workers = 1, .max_batch = 8, .max_batch_tokens = 4096, .max_queue = 64, .timeout_ms = 60000,
+                        .max_delay_us = 100000};
+    gru_model_t *models[2];
+    fixture_t *f = fixture_new_two(opt, models);
+    size_t lens[2][4] = {{3, 7, 2, 5}, {4, 4, 9, 1}};
+    static const size_t which[2][4] = {{0, 1, 1, 0}, {1, 1, 1, 1}};
+    tjob_t jobs[2];
+    for (int j = 0; j < 2; j++) {
+        tjob_init(&jobs[j], 4, lens[j], (unsigned)j, GRU_GATES_SUMMARY);
+        /* Model 1's summary gates (2 layers) take 4 * len floats: within the 2 * MAX_T given. */
+        for (int i = 0; i < 4; i++) jobs[j].items[i].model = which[j][i] ? f->bm2 : f->bm;
+        assert_int_equal(bq_reserve(f->q, 4), 0);
+        bq_submit(f->q, &jobs[j].job);
+    }
+    f->expected = 2;
+    f->model = NULL; /* keep both for the reference */
+    uv_timer_start(&f->poll, on_poll, 1, 1);
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_int_equal(f->n_batches, 2); /* one per model: 2 + 6 texts, all waiting for a fuller batch */
+    assert_int_not_equal(f->batch_model[0], f->batch_model[1]);
+    for (int b = 0; b < 2; b++) assert_int_equal(f->batch_texts[b], f->batch_model[b] == 0 ? 2 : 6);
+    for (int j = 0; j < 2; j++) {
+        assert_int_equal(jobs[j].done, 1);
+        for (int i = 0; i < 4; i++) {
+            float p[GRU_MAX_LABELS], g[4 * MAX_T];
+            gru_model_t *m = models[which[j][i]];
+            reference(m, &jobs[j], (size_t)i, p, g, GRU_GATES_SUMMARY);
+            for (int k = 0; k < 2; k++) assert_true(fabsf(p[k] - jobs[j].probs[i][k]) < 1e-5f);
+            size_t floats = gru_gates_floats(gru_model_config(m), GRU_GATES_SUMMARY, lens[j][i]);
+            for (size_t k = 0; k < floats; k++) assert_true(fabsf(g[k] - jobs[j].gates[i][k]) < 1e-5f);
+        }
+    }
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    bq_free(f->q);
+    bq_model_free(f->bm);
+    bq_model_free(f->bm2);
+    gru_model_free(models[0]);
+    gru_model_free(models[1]);
+    free(f);
+}
+
+/* A job over two models that misses its deadline fails once, and its texts leave both lists. */
+static void test_bq_mixed_models_deadline(void **state) {
+    (void)state;
+    bq_options_t opt = {.workers = 1, .max_batch = 64, .max_batch_tokens = 4096, .max_queue = 64, .timeout_ms = 20,
+                        .max_delay_us = 2000000};
+    gru_model_t *models[2];
+    fixture_t *f = fixture_new_two(opt, models);
+    size_t lens[3] = {5, 6, 7};
+    tjob_t t;
+    tjob_init(&t, 3, lens, 1, GRU_GATES_NONE);
+    t.items[1].model = f->bm2;
+    assert_int_equal(bq_reserve(f->q, 3), 0);
+    bq_submit(f->q, &t.job);
+    f->expected = 1;
+    fixture_run_and_free(f); /* ends only when bq_idle: no text of the job is left reserved; frees models[0] */
+    assert_int_equal(t.done, -ETIMEDOUT);
+    assert_int_equal(t.job.t_start_ns, 0); /* never ran */
+    gru_model_free(models[1]);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bq_concurrent_results), cmocka_unit_test(test_bq_length_grouping_batches), cmocka_unit_test(test_bq_reserve_eagain),
         cmocka_unit_test(test_bq_deadline), cmocka_unit_test(test_bq_cancel),
         cmocka_unit_test(test_bq_flush), cmocka_unit_test(test_bq_new_einval),
         cmocka_unit_test(test_bq_models_come_and_go),
+        cmocka_unit_test(test_bq_mixed_models), cmocka_unit_test(test_bq_mixed_models_deadline),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -748,12 +748,52 @@ static void test_config(void **state) {
         {"{\"tokenizer\": {\"MERGE\": 1, \"max_tokens\": \"DELETE\"}}", "tokenizer max_tokens missing"},
         {"{\"tokenizer\": {\"MERGE\": 1, \"max_tokens\": 0}}", "tokenizer max_tokens 0"},
         {"{\"tokenizer\": {\"MERGE\": 1, \"max_tokens\": \"512\"}}", "tokenizer max_tokens a string"},
+        {"{\"languages\": \"en\"}", "languages a string"},
+        {"{\"languages\": {\"en\": 1}}", "languages an object"},
+        {"{\"languages\": [\"en\", 1]}", "a language not a string"},
+        {"{\"languages\": [\"\"]}", "an empty language"},
+        {"{\"languages\": [\"e\"]}", "a one-letter language"},
+        {"{\"languages\": [\"engl\"]}", "a four-letter language"},
+        {"{\"languages\": [\"EN\"]}", "an upper-case language"},
+        {"{\"languages\": [\"zh-Hans\"]}", "a language with a script"},
+        {"{\"languages\": [\"en\", \"zh\", \"en\"]}", "a language twice"},
+        {"{\"languages\": [\"aa\",\"bb\",\"cc\",\"dd\",\"ee\",\"ff\",\"gg\",\"hh\",\"ii\"]}", "9 languages"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         write_config_edit(cases[i].edit);
         expect_reject(cases[i].what, "config.json", NULL);
     }
     assert_int_equal(g_failures, 0);
+}
+
+/* "languages" is optional: absent, null or [] declares none; else the codes in order. */
+static void test_config_languages(void **state) {
+    static const struct {
+        const char *edit;
+        int n;
+        const char *first, *last;
+    } cases[] = {
+        {"{\"languages\": \"DELETE\"}", 0, NULL, NULL},
+        {"{\"languages\": null}", 0, NULL, NULL},
+        {"{\"languages\": []}", 0, NULL, NULL},
+        {"{\"languages\": [\"en\"]}", 1, "en", "en"},
+        {"{\"languages\": [\"zh\", \"yue\"]}", 2, "zh", "yue"},
+        {"{\"languages\": [\"aa\",\"bb\",\"cc\",\"dd\",\"ee\",\"ff\",\"gg\",\"hhh\"]}", 8, "aa", "hhh"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        write_config_edit(cases[i].edit);
+        gru_model_t *m = NULL;
+        char err[1024] = "";
+        int rc = gru_model_load(&m, g_dir, NULL, err, sizeof err);
+        if (rc < 0) fail_msg("%s rejected: %s", cases[i].edit, err);
+        const gru_config_t *c = gru_model_config(m);
+        assert_int_equal(c->num_languages, cases[i].n);
+        if (cases[i].n) {
+            assert_string_equal(c->languages[0], cases[i].first);
+            assert_string_equal(c->languages[cases[i].n - 1], cases[i].last);
+        }
+        gru_model_free(m);
+    }
 }
 
 /* A config that parses but does not match the tensors: the message names the tensor. */
@@ -801,6 +841,7 @@ int main(void) {
         cmocka_unit_test_setup(test_st_nonfinite, test_setup),
         cmocka_unit_test_setup(test_vocab, test_setup),
         cmocka_unit_test_setup(test_config, test_setup),
+        cmocka_unit_test_setup(test_config_languages, test_setup),
         cmocka_unit_test_setup(test_config_vs_tensors, test_setup),
     };
     return cmocka_run_group_tests_name("loader", tests, group_setup, group_teardown);

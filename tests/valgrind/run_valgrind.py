@@ -69,6 +69,9 @@ def main():
                                               "trajectory": True})
         expect(200, "POST", "/v1/sentiment", {"text": "菜很好吃，送得快！", "model": "tiny-zh", "gates": "none"})
         expect(200, "POST", "/v1/sentiment", {"text": "good " * 100})  # truncated
+        # Routed by language: texts of two models (and the default's) in one request.
+        expect(200, "POST", "/v1/sentiment", {"texts": ["good film", "菜很好吃", "12345", "bad"], "model": "auto",
+                                              "gates": "full", "trajectory": True})
         expect(200, "POST", "/v2/models/tiny-en/infer",
                {"id": "1", "inputs": [{"name": "t", "shape": [2], "datatype": "BYTES", "data": ["good", "bad"]}],
                 "outputs": [{"name": "probabilities"}]})
