@@ -218,7 +218,7 @@ srv_outcome_t srv_infer_answer(srv_request_t *r, api_error_t *err) {
         if (!res) return SRV_FAIL(err, API_ERR_OUT_OF_MEMORY, "out of memory while encoding the response");
         for (size_t i = 0; i < r->n; i++)
             res[i] = (api_result_t){item_model(r, i)->cfg, &r->seqs[i], r->items[i].probs, r->req.gates,
-                                    r->items[i].gates, r->items[i].trajectory};
+                                    r->items[i].gates, r->items[i].trajectory, r->req.offsets};
         body = api_sentiment_body(res, r->n, r->req.single, &len);
         if (res != &one) free(res);
     }
