@@ -120,7 +120,8 @@ static int bench_explain(double min_time) {
                         .bidirectional = 0, .num_labels = 2};
     gru_model_t *m;
     gru_ctx_t *ctx;
-    if (gru_model_new_random(&m, &cfg, 1) < 0 || gru_ctx_new(&ctx, m) < 0) return 2;
+    const gru_load_options_t load = tool_load_options();
+    if (gru_model_new_random(&m, &cfg, 1, &load) < 0 || gru_ctx_new(&ctx, m) < 0) return 2;
     printf("gru-bench --explain: leave-one-out of one text, H=128 E=128 V=20000 L=1, random weights, 1 thread\n");
     printf("%4s %10s %12s %9s %14s %10s %14s %14s\n", "N", "plain us", "explain us", "x plain", "full batch us",
            "naive us", "naive/explain", "steps run/full");

@@ -3,9 +3,9 @@
  * For random models of every shape the format allows (unidirectional and bidirectional, 1 to 3
  * layers; H = 16 runs the packed kernel, H = 12 the BLAS path), every variant's probabilities
  * and trajectory from gru_explain_run must equal gru_forward_batch on the variant's token
- * sequence alone within EXPLAIN_TOL, and the text's own result the plain pass's. ctest also
- * runs this file without the layer-0 table and without the packed kernel (test_explain_no_table,
- * test_explain_blas). gru_forward_batch_states' states are checked against the full gates' h; gru_edit_apply
+ * sequence alone within EXPLAIN_TOL, and the text's own result the plain pass's, on each of the
+ * engine's three paths (default; layer 0 without the projection table; the recurrent product
+ * through BLAS instead of the packed kernel). gru_forward_batch_states' states are checked against the full gates' h; gru_edit_apply
  * against hand-made cases and its errors.
  */
 #include <errno.h>
@@ -39,7 +39,12 @@ static uint64_t rng_next(uint64_t *s) {
     return *s * 0x2545F4914F6CDD1Dull;
 }
 
-static gru_model_t *random_model(const shape_t *sh, uint64_t seed) {
+/* The engine's paths: the default build, no layer-0 table, BLAS instead of the packed kernel. */
+static const gru_load_options_t PATHS[] = {{GRU_PROJ_TABLE_DEFAULT_MB, 1}, {0, 1}, {GRU_PROJ_TABLE_DEFAULT_MB, 0}};
+#define N_PATHS (sizeof PATHS / sizeof PATHS[0])
+static const char *const PATH_NAMES[N_PATHS] = {"default", "no table", "blas"};
+
+static gru_model_t *random_model(const shape_t *sh, uint64_t seed, const gru_load_options_t *opt) {
     gru_config_t cfg;
     memset(&cfg, 0, sizeof cfg);
     cfg.vocab_size = 50;
@@ -49,7 +54,7 @@ static gru_model_t *random_model(const shape_t *sh, uint64_t seed) {
     cfg.bidirectional = sh->bidirectional;
     cfg.num_labels = 3;
     gru_model_t *m = NULL;
-    assert_int_equal(gru_model_new_random(&m, &cfg, seed), 0);
+    assert_int_equal(gru_model_new_random(&m, &cfg, seed, opt), 0);
     return m;
 }
 
@@ -122,8 +127,9 @@ static void test_explain_loo_matches_plain(void **state) {
     (void)state;
     static const size_t LENS[] = {0, 1, 2, 5, 17, 40};
     uint64_t seed = 12;
-    for (size_t s = 0; s < N_SHAPES; s++) {
-        gru_model_t *m = random_model(&SHAPES[s], 100 + s);
+    for (size_t ps = 0; ps < N_SHAPES * N_PATHS; ps++) {
+        const size_t s = ps % N_SHAPES, path = ps / N_SHAPES;
+        gru_model_t *m = random_model(&SHAPES[s], 100 + s, &PATHS[path]);
         gru_ctx_t *ctx;
         assert_int_equal(gru_ctx_new(&ctx, m), 0);
         double worst = 0.0;
@@ -157,8 +163,8 @@ static void test_explain_loo_matches_plain(void **state) {
             free(buf);
             free(var);
         }
-        printf("loo L%d %s H%d: max |explain - plain| %.2e\n", SHAPES[s].layers,
-               SHAPES[s].bidirectional ? "bi " : "uni", SHAPES[s].hidden, worst);
+        printf("loo L%d %s H%d %-8s: max |explain - plain| %.2e\n", SHAPES[s].layers,
+               SHAPES[s].bidirectional ? "bi " : "uni", SHAPES[s].hidden, PATH_NAMES[path], worst);
         assert_true(worst <= EXPLAIN_TOL);
         gru_ctx_free(ctx);
         gru_model_free(m);
@@ -211,8 +217,9 @@ static void test_explain_edits_match_plain(void **state) {
     (void)state;
     static const size_t LENS[] = {0, 1, 6, 23};
     uint64_t seed = 99;
-    for (size_t s = 0; s < N_SHAPES; s++) {
-        gru_model_t *m = random_model(&SHAPES[s], 200 + s);
+    for (size_t ps = 0; ps < N_SHAPES * N_PATHS; ps++) {
+        const size_t s = ps % N_SHAPES, path = ps / N_SHAPES;
+        gru_model_t *m = random_model(&SHAPES[s], 200 + s, &PATHS[path]);
         gru_ctx_t *ctx;
         assert_int_equal(gru_ctx_new(&ctx, m), 0);
         double worst = 0.0;
@@ -228,8 +235,8 @@ static void test_explain_edits_match_plain(void **state) {
             for (size_t i = 0; i < n; i++) free(bufs[i]);
             free(ids);
         }
-        printf("edits L%d %s H%d: max |explain - plain| %.2e\n", SHAPES[s].layers,
-               SHAPES[s].bidirectional ? "bi " : "uni", SHAPES[s].hidden, worst);
+        printf("edits L%d %s H%d %-8s: max |explain - plain| %.2e\n", SHAPES[s].layers,
+               SHAPES[s].bidirectional ? "bi " : "uni", SHAPES[s].hidden, PATH_NAMES[path], worst);
         assert_true(worst <= EXPLAIN_TOL);
         gru_ctx_free(ctx);
         gru_model_free(m);
@@ -245,7 +252,7 @@ static void test_forward_states_layout(void **state) {
     (void)state;
     uint64_t seed = 5;
     for (size_t s = 0; s < N_SHAPES; s++) {
-        gru_model_t *m = random_model(&SHAPES[s], 300 + s);
+        gru_model_t *m = random_model(&SHAPES[s], 300 + s, NULL);
         const gru_config_t *c = gru_model_config(m);
         const size_t N = 9, L = (size_t)c->num_layers, D = 1 + (size_t)c->bidirectional, H = (size_t)c->hidden_size;
         gru_ctx_t *ctx;
@@ -283,7 +290,7 @@ static void test_forward_states_layout(void **state) {
 
 static void test_explain_bad_args(void **state) {
     (void)state;
-    gru_model_t *m = random_model(&SHAPES[0], 1);
+    gru_model_t *m = random_model(&SHAPES[0], 1, NULL);
     gru_ctx_t *ctx;
     assert_int_equal(gru_ctx_new(&ctx, m), 0);
     int32_t ids[3] = {4, 5, 6}, bad[2] = {4, 50};
