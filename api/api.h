@@ -237,11 +237,13 @@ typedef struct {
  * order: "index", "token", "offsets", "p_without", "delta" = p - p_without of the target,
  * "label_without", ["trajectory_without"]), "ranking" (token indices by |delta|, largest
  * first) and, with edits, "edits" (per edit: "edit" echoed, "num_tokens", "label", "score",
- * "probabilities", ["trajectory"]). Several texts: {"model", "results": [...]}. */
+ * "probabilities", ["trajectory"]). Several texts: {"model", "results": [...]} ("model": "auto"
+ * when the texts went to different models). */
 char *api_explain_body(const api_explain_result_t *results, size_t n, int single, size_t *len);
 /* POST /v1/tokenize: {"model", "tokens", "token_ids", "offsets", "unknown": [bool], "truncated",
- * ["num_tokens_total"]} per text (several: {"model", "results": [...]}). */
-char *api_tokenize_body(const gru_config_t *cfg, const tok_seq_t *seqs, size_t n, int single, size_t *len);
+ * ["num_tokens_total"]} per text, cfgs[i] its model (several: {"model", "results": [...]}, the
+ * top "model" "auto" when they differ). */
+char *api_tokenize_body(const gru_config_t *const *cfgs, const tok_seq_t *seqs, size_t n, int single, size_t *len);
 /* POST /v2/models/{name}/infer: {"model_name", "model_version", ["id"], "outputs": [...]} with
  * the outputs of req (label: BYTES [n]; probabilities: FP32 [n, C]). probs is (n, C). */
 char *api_kserve_infer_body(const api_request_t *req, const gru_config_t *cfg, const float *probs,

@@ -18,7 +18,8 @@ static char *dump(json_t *j, size_t *len) {
     return s;
 }
 
-/* {"model": name, "results": items} (items stolen), or the one item when single. */
+/* {"model": name, "results": items} (items stolen), or the one item when single. name is NULL
+ * when the items name different models: "auto". */
 static char *wrap(const char *model, json_t *items, int single, size_t *len) {
     if (!items) return NULL;
     if (single) {
@@ -26,7 +27,7 @@ static char *wrap(const char *model, json_t *items, int single, size_t *len) {
         json_decref(items);
         return dump(one, len);
     }
-    return dump(json_pack("{s:s, s:o}", "model", model, "results", items), len);
+    return dump(json_pack("{s:s, s:o}", "model", model ? model : "auto", "results", items), len);
 }
 
 static json_t *reals(const float *v, size_t n) {
@@ -188,19 +189,25 @@ oom:
 char *api_explain_body(const api_explain_result_t *results, size_t n, int single, size_t *len) {
     if (n == 0) return NULL;
     json_t *items = json_array();
-    for (size_t i = 0; items && i < n; i++)
+    const char *model = results[0].base.cfg->name;
+    for (size_t i = 0; items && i < n; i++) {
+        if (model && strcmp(results[i].base.cfg->name, model)) model = NULL;
         if (json_array_append_new(items, explain_json(&results[i])) < 0) {
             json_decref(items);
             items = NULL;
         }
-    return wrap(results[0].base.cfg->name, items, single, len);
+    }
+    return wrap(model, items, single, len);
 }
 
-char *api_tokenize_body(const gru_config_t *cfg, const tok_seq_t *seqs, size_t n, int single, size_t *len) {
+char *api_tokenize_body(const gru_config_t *const *cfgs, const tok_seq_t *seqs, size_t n, int single, size_t *len) {
     if (n == 0) return NULL;
     json_t *items = json_array();
+    const char *model = cfgs[0]->name;
     for (size_t i = 0; items && i < n; i++) {
+        const gru_config_t *cfg = cfgs[i];
         const tok_seq_t *s = &seqs[i];
+        if (model && strcmp(cfg->name, model)) model = NULL;
         json_t *tokens = json_array(), *ids = json_array(), *unk = json_array();
         int ok = tokens && ids && unk;
         for (size_t t = 0; ok && t < s->n; t++)
@@ -222,5 +229,5 @@ char *api_tokenize_body(const gru_config_t *cfg, const tok_seq_t *seqs, size_t n
             items = NULL;
         }
     }
-    return wrap(cfg->name, items, single, len);
+    return wrap(model, items, single, len);
 }

@@ -179,7 +179,8 @@ static void test_api_tokenize_body(void **state) {
     assert_int_equal(tok_encode(&tc, NULL, "Don't go", 8, &seq), 0);
     seq.ids[0] = 5; /* the second stays <unk> */
     size_t len;
-    char *body = api_tokenize_body(&c, &seq, 1, 1, &len);
+    const gru_config_t *cfgs[1] = {&c};
+    char *body = api_tokenize_body(cfgs, &seq, 1, 1, &len);
     assert_non_null(body);
     assert_string_equal(body, "{\"model\":\"m\",\"tokens\":[\"do\",\"n't\"],\"token_ids\":[5,1],\"offsets\":[[0,2],[2,5]],"
                               "\"unknown\":[false,true],\"truncated\":true,\"num_tokens_total\":3}");
