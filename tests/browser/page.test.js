@@ -449,7 +449,7 @@ async function main() {
       const zt = await zp.evaluate(() => [document.querySelector('#why h3').textContent, document.querySelector('#attr-hint').textContent,
         document.querySelector('#score').textContent, document.querySelector('#pred-meta').textContent, document.querySelector('#heatmap .h-attr').textContent,
         document.querySelector('#legend li').textContent]);
-      check(zt[0].startsWith('逐一去除') && zt[1].includes('去掉它') && zt[2].startsWith('概率') && zt[3].includes('个词元') && zt[4].startsWith('去掉它') && zt[5].includes('更新门'),
+      check(zt[0] === '逐一去除：对 p(' + JSON.parse((await request(port, 'POST', '/v1/explain', { text: ZH_TEXT, model: models.zh.name })).body.toString()).target + ') 影响最大的词元' && zt[1].includes('去掉它') && zt[2].startsWith('概率') && zt[3].includes('个词元') && zt[4].startsWith('去掉它') && zt[5].includes('更新门'),
         'Chinese browser: the labels and explanations are Chinese', zt);
       // No English sentence left in the visible labels of the prediction and the strip.
       const leftovers = await zp.evaluate(() => [...document.querySelectorAll('#pred-card h2, #pred-card h3, #results h2, #results .hint, #results .ramp-ticks, #inspector p, #form label, #form .hint')]
