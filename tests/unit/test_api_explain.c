@@ -110,13 +110,18 @@ static gru_config_t config(void) {
     return c;
 }
 
+/* The word tokens of text, at most max of them, into seq (initialized here). */
+static void encode(tok_seq_t *seq, const char *text, size_t max) {
+    tok_config_t tc = {TOK_KIND_WORD, 1, max};
+    tok_seq_init(seq);
+    assert_int_equal(tok_encode(&tc, NULL, text, strlen(text), seq), 0);
+}
+
 static void test_api_explain_body(void **state) {
     (void)state;
     gru_config_t c = config();
-    tok_config_t tc = {TOK_KIND_WORD, 1, 16};
     tok_seq_t seq;
-    tok_seq_init(&seq);
-    assert_int_equal(tok_encode(&tc, NULL, "so LOVELY !", 11, &seq), 0);
+    encode(&seq, "so LOVELY !", 16);
     assert_int_equal(seq.n, 3);
     const float probs[2] = {0.43f, 0.57f};
     const float without[6] = {0.40f, 0.60f, 0.79f, 0.21f, 0.47f, 0.53f}; /* deltas -0.03, 0.36, 0.04 */
@@ -173,10 +178,8 @@ static void test_api_explain_body(void **state) {
 static void test_api_tokenize_body(void **state) {
     (void)state;
     gru_config_t c = config();
-    tok_config_t tc = {TOK_KIND_WORD, 1, 2};
     tok_seq_t seq;
-    tok_seq_init(&seq);
-    assert_int_equal(tok_encode(&tc, NULL, "Don't go", 8, &seq), 0);
+    encode(&seq, "Don't go", 2);
     seq.ids[0] = 5; /* the second stays <unk> */
     size_t len;
     const gru_config_t *cfgs[1] = {&c};

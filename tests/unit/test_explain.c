@@ -123,52 +123,61 @@ static int32_t *random_ids(size_t len, uint64_t *seed) {
  * Leave-one-out
  */
 
-static void test_explain_loo_matches_plain(void **state) {
-    (void)state;
-    static const size_t LENS[] = {0, 1, 2, 5, 17, 40};
-    uint64_t seed = 12;
+/* Runs one(ctx, shape, N, seed) for every shape, engine path and length N in lens, and checks
+ * the largest |explain - plain| it reports. */
+typedef double (*case_fn)(gru_ctx_t *ctx, const shape_t *sh, size_t N, uint64_t *seed);
+static void on_every_model(const char *what, uint64_t model_seed, const size_t *lens, size_t n_lens, case_fn one) {
+    uint64_t seed = model_seed;
     for (size_t ps = 0; ps < N_SHAPES * N_PATHS; ps++) {
         const size_t s = ps % N_SHAPES, path = ps / N_SHAPES;
-        gru_model_t *m = random_model(&SHAPES[s], 100 + s, &PATHS[path]);
+        gru_model_t *m = random_model(&SHAPES[s], model_seed + s, &PATHS[path]);
         gru_ctx_t *ctx;
         assert_int_equal(gru_ctx_new(&ctx, m), 0);
         double worst = 0.0;
-        for (size_t li = 0; li < sizeof LENS / sizeof LENS[0]; li++) {
-            size_t N = LENS[li];
-            int32_t *ids = random_ids(N, &seed);
-            int32_t *buf = malloc((N * (N ? N - 1 : 0) + 1) * sizeof *buf);
-            gru_input_t *var = malloc((N + 1) * sizeof *var);
-            assert_true(buf && var);
-            gru_explain_loo_variants(ids, N, buf, var);
-            for (size_t i = 0; i < N; i++) {
-                assert_int_equal(var[i].len, N - 1);
-                for (size_t t = 0; t + 1 < N; t++) assert_int_equal(var[i].ids[t], ids[t < i ? t : t + 1]);
-            }
-            gru_input_t text = {ids, N};
-            size_t run = 0;
-            worst = fmax(worst, check_variants(ctx, &text, var, N, &run));
-            /* Prefix reuse: variant i runs the N - 1 - p tokens after its common prefix p with
-             * the text (p = i, or more when token i repeats the next one); bidirectional
-             * variants run all N - 1. */
-            size_t expect = 0;
-            for (size_t i = 0; i < N; i++) {
-                size_t p = 0;
-                while (p < N - 1 && var[i].ids[p] == ids[p]) p++;
-                assert_true(p >= i);
-                expect += SHAPES[s].bidirectional ? N - 1 : N - 1 - p;
-            }
-            assert_true(run <= (SHAPES[s].bidirectional ? N * (N ? N - 1 : 0) : N * (N ? N - 1 : 0) / 2));
-            assert_int_equal(run, expect);
-            free(ids);
-            free(buf);
-            free(var);
-        }
-        printf("loo L%d %s H%d %-8s: max |explain - plain| %.2e\n", SHAPES[s].layers,
+        for (size_t li = 0; li < n_lens; li++) worst = fmax(worst, one(ctx, &SHAPES[s], lens[li], &seed));
+        printf("%s L%d %s H%d %-8s: max |explain - plain| %.2e\n", what, SHAPES[s].layers,
                SHAPES[s].bidirectional ? "bi " : "uni", SHAPES[s].hidden, PATH_NAMES[path], worst);
         assert_true(worst <= EXPLAIN_TOL);
         gru_ctx_free(ctx);
         gru_model_free(m);
     }
+}
+
+/* The N leave-one-out variants of a random text. */
+static double loo_case(gru_ctx_t *ctx, const shape_t *sh, size_t N, uint64_t *seed) {
+    int32_t *ids = random_ids(N, seed);
+    int32_t *buf = malloc((N * (N ? N - 1 : 0) + 1) * sizeof *buf);
+    gru_input_t *var = malloc((N + 1) * sizeof *var);
+    assert_true(buf && var);
+    gru_explain_loo_variants(ids, N, buf, var);
+    for (size_t i = 0; i < N; i++) {
+        assert_int_equal(var[i].len, N - 1);
+        for (size_t t = 0; t + 1 < N; t++) assert_int_equal(var[i].ids[t], ids[t < i ? t : t + 1]);
+    }
+    gru_input_t text = {ids, N};
+    size_t run = 0;
+    double worst = check_variants(ctx, &text, var, N, &run);
+    /* Prefix reuse: variant i runs the N - 1 - p tokens after its common prefix p with the text
+     * (p = i, or more when token i repeats the next one); bidirectional variants run all N - 1. */
+    size_t expect = 0;
+    for (size_t i = 0; i < N; i++) {
+        size_t p = 0;
+        while (p < N - 1 && var[i].ids[p] == ids[p]) p++;
+        assert_true(p >= i);
+        expect += sh->bidirectional ? N - 1 : N - 1 - p;
+    }
+    assert_true(run <= (sh->bidirectional ? N * (N ? N - 1 : 0) : N * (N ? N - 1 : 0) / 2));
+    assert_int_equal(run, expect);
+    free(ids);
+    free(buf);
+    free(var);
+    return worst;
+}
+
+static void test_explain_loo_matches_plain(void **state) {
+    (void)state;
+    static const size_t LENS[] = {0, 1, 2, 5, 17, 40};
+    on_every_model("loo", 100, LENS, sizeof LENS / sizeof LENS[0], loo_case);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -213,34 +222,25 @@ static size_t make_edits(const int32_t *ids, size_t N, uint64_t *seed, int32_t *
     return n;
 }
 
+/* Random edits of a random text, and the corner cases. */
+static double edits_case(gru_ctx_t *ctx, const shape_t *sh, size_t N, uint64_t *seed) {
+    (void)sh;
+    int32_t *ids = random_ids(N, seed);
+    int32_t *bufs[20];
+    gru_input_t var[20];
+    size_t n = make_edits(ids, N, seed, bufs, var);
+    gru_input_t text = {ids, N};
+    size_t run = 0;
+    double worst = check_variants(ctx, &text, var, n, &run);
+    for (size_t i = 0; i < n; i++) free(bufs[i]);
+    free(ids);
+    return worst;
+}
+
 static void test_explain_edits_match_plain(void **state) {
     (void)state;
     static const size_t LENS[] = {0, 1, 6, 23};
-    uint64_t seed = 99;
-    for (size_t ps = 0; ps < N_SHAPES * N_PATHS; ps++) {
-        const size_t s = ps % N_SHAPES, path = ps / N_SHAPES;
-        gru_model_t *m = random_model(&SHAPES[s], 200 + s, &PATHS[path]);
-        gru_ctx_t *ctx;
-        assert_int_equal(gru_ctx_new(&ctx, m), 0);
-        double worst = 0.0;
-        for (size_t li = 0; li < sizeof LENS / sizeof LENS[0]; li++) {
-            size_t N = LENS[li];
-            int32_t *ids = random_ids(N, &seed);
-            int32_t *bufs[20];
-            gru_input_t var[20];
-            size_t n = make_edits(ids, N, &seed, bufs, var);
-            gru_input_t text = {ids, N};
-            size_t run = 0;
-            worst = fmax(worst, check_variants(ctx, &text, var, n, &run));
-            for (size_t i = 0; i < n; i++) free(bufs[i]);
-            free(ids);
-        }
-        printf("edits L%d %s H%d %-8s: max |explain - plain| %.2e\n", SHAPES[s].layers,
-               SHAPES[s].bidirectional ? "bi " : "uni", SHAPES[s].hidden, PATH_NAMES[path], worst);
-        assert_true(worst <= EXPLAIN_TOL);
-        gru_ctx_free(ctx);
-        gru_model_free(m);
-    }
+    on_every_model("edits", 200, LENS, sizeof LENS / sizeof LENS[0], edits_case);
 }
 
 /* ---------------------------------------------------------------------------------------------
