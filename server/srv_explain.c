@@ -151,12 +151,13 @@ static srv_outcome_t layout(srv_request_t *r, struct srv_explain *x, const size_
         floats += C + gru_gates_floats(c, r->req.gates, N) + (traj ? N * C : 0);
         floats += (N + (i == 0 ? n_edits : 0)) * C + (traj ? var_tokens * C : 0);
     }
+    /* The variants' token ids count too: N^2 of them per text. */
     const int max_mb = r->s->cfg.max_result_mb;
-    if (floats > (size_t)max_mb * (1u << 20) / sizeof(float))
+    if (floats + ids > (size_t)max_mb * (1u << 20) / sizeof(float))
         return SRV_FAIL(err, API_ERR_RESULT_TOO_LARGE,
                         "the explanation would need %zu MiB (limit %d MiB): send fewer or shorter texts, or no "
                         "\"trajectory\"",
-                        floats * sizeof(float) >> 20, max_mb);
+                        (floats + ids) * sizeof(float) >> 20, max_mb);
     if (!(x->texts = calloc(r->n, sizeof *x->texts)) || !(x->arena = malloc((floats + 1) * sizeof(float))) ||
         !(x->ids = malloc((ids + 1) * sizeof *x->ids)) || !(x->var = calloc(vars, sizeof *x->var)) ||
         !(x->vout = calloc(vars, sizeof *x->vout)) || !(x->traj_ptrs = calloc(vars, sizeof *x->traj_ptrs)) ||

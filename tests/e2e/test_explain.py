@@ -165,18 +165,21 @@ class Explain(unittest.TestCase):
         assert_error(self, status, h, body, 422, "invalid_request")
         status, h, body = self.srv.request("GET", "/v1/explain")
         assert_error(self, status, h, body, 405, "method_not_allowed")
-        # 600 tokens: 600 x 599 x 2 trajectory floats would exceed --max-result-mb 1
-        status, h, body = self.srv.request("POST", "/v1/explain", {"text": " ".join(["good"] * 600), "model": "tiny-long",
+        # 400 tokens: the 400 x 399 variant ids (0.6 MiB) fit --max-result-mb 1, but not with
+        # 400 x 399 x 2 trajectory floats (1.2 MiB more)
+        status, h, body = self.srv.request("POST", "/v1/explain", {"text": " ".join(["good"] * 400), "model": "tiny-long",
                                                                   "truncate": True, "trajectory": True})
         self.assertEqual(status, 200)  # cut to --explain-max-tokens 40 first: small
         srv = Server(models=tiny_models(), model=["tiny-long=" + os.path.join(extra_models(), "tiny-long")],
-                     explain_max_tokens=1024, max_result_mb=1).start()
+                     explain_max_tokens=512, max_result_mb=1).start()
         try:
-            status, h, body = srv.request("POST", "/v1/explain", {"text": " ".join(["good"] * 600), "trajectory": True})
+            status, h, body = srv.request("POST", "/v1/explain", {"text": " ".join(["good"] * 400), "trajectory": True})
             assert_error(self, status, h, body, 413, "result_too_large")
-            status, _, doc = srv.json("POST", "/v1/explain", {"text": " ".join(["good"] * 600)})
+            status, _, doc = srv.json("POST", "/v1/explain", {"text": " ".join(["good"] * 400)})
             self.assertEqual(status, 200)  # without trajectories it fits
-            self.assertEqual(len(doc["attributions"]), 600)
+            self.assertEqual(len(doc["attributions"]), 400)
+            status, h, body = srv.request("POST", "/v1/explain", {"text": " ".join(["good"] * 513)})
+            assert_error(self, status, h, body, 422, "text_too_long")
         finally:
             self.assertEqual(srv.stop(), 0)
 
