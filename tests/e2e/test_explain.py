@@ -126,6 +126,20 @@ class Explain(unittest.TestCase):
         self.assertEqual(doc["model"], "tiny-en")
         self.assertEqual([len(r["attributions"]) for r in doc["results"]], [2, 2])
 
+    def test_routed_by_language(self):
+        # No "model": each text goes to its language's model, as on /v1/sentiment.
+        texts = ["the food was good", "菜很好吃"]
+        status, _, doc = self.srv.json("POST", "/v1/explain", {"texts": texts})
+        self.assertEqual(status, 200, doc)
+        self.assertEqual(doc["model"], "auto")
+        self.assertEqual([r["model"] for r in doc["results"]], ["tiny-en", "tiny-zh"])
+        _, _, plain = self.srv.json("POST", "/v1/sentiment", {"texts": texts})
+        for ex, ref in zip(doc["results"], plain["results"]):
+            assert_close(self, ex["probabilities"], ref["probabilities"], "routed", TOL)
+            self.assertEqual(ex["tokens"], ref["tokens"])
+        status, _, tk = self.srv.json("POST", "/v1/tokenize", {"texts": texts})
+        self.assertEqual((tk["model"], [r["model"] for r in tk["results"]]), ("auto", ["tiny-en", "tiny-zh"]))
+
     def test_tokenize_and_offsets(self):
         text = "Don\u2019t \uff27\uff2f\uff2f\uff24 staff\u2026 \U0001F600"
         status, _, tk = self.srv.json("POST", "/v1/tokenize", {"text": text, "model": "tiny-en"})
