@@ -36,6 +36,10 @@
  * contexts' scratch memory is sized by the warm-up batch and grows (gru_forward_batch
  * allocates, on the worker) only when a batch is larger than any before it, then stays.
  *
+ * A job with a run callback (POST /v1/explain) has a list of its own per model; each of its
+ * items is a batch alone, run through the callback instead of one forward pass (counted as
+ * about N^2/2 tokens of running work), and never waits for a fuller batch.
+ *
  * Deadlines: every text must start within timeout_ms of its job's submission; one loop timer
  * watches the oldest pending texts (armed by the loop, or at a worker's request when none is
  * armed). A job with a text past its deadline fails with -ETIMEDOUT: its other pending texts are
@@ -64,6 +68,7 @@
 
 #define BQ_CLOSED ((size_t)1 << (sizeof(size_t) * 8 - 1))
 #define BQ_MODES 3 /* none, summary, full */
+#define BQ_LISTS (BQ_MODES + 1) /* per model: one per gates mode, one for items with a run callback */
 #define BQ_SCAN_FACTOR 4
 #define BQ_SHARE_MIN 4 /* texts for a second concurrent batch (the matrix kernel's row block) */
 #define BQ_SHARE_WAIT_TOKENS 1024 /* ... unless the running batches are longer than this */
@@ -89,6 +94,7 @@ typedef struct {
     int in_use;
     size_t model;
     gru_gates_mode_t mode;
+    bq_run_cb run;       /* NULL: one forward pass over the batch; else run(items[0]) alone */
     size_t n, tokens;
     bq_item_t **items;   /* (max_batch) */
     gru_input_t *in;     /* (max_batch) */
@@ -124,7 +130,7 @@ struct bq_queue {
     /* Under lock. */
     uv_mutex_t lock;
     int lock_ok;
-    bq_list_t *pending;  /* (n_models * BQ_MODES) */
+    bq_list_t *pending;  /* (n_models * BQ_LISTS) */
     bq_batch_t *batches; /* (workers) */
     int busy;
     size_t running_tokens; /* tokens of the running batches */
@@ -148,9 +154,10 @@ static int on_loop(const bq_queue_t *q) {
     return uv_thread_equal(&self, &q->loop_thread);
 }
 
-/* The pending list of a submitted item: its model and its job's gates mode. */
+/* The pending list of a submitted item: its model and its job's gates mode, or its model's
+ * list of items that run alone (a job with a run callback). */
 static bq_list_t *list_of(bq_queue_t *q, const bq_item_t *it) {
-    return &q->pending[it->model * BQ_MODES + (size_t)it->_job->gates];
+    return &q->pending[it->model * BQ_LISTS + (it->_job->run ? BQ_MODES : (size_t)it->_job->gates)];
 }
 
 static void list_push(bq_list_t *l, bq_item_t *it) {
@@ -226,7 +233,7 @@ static void on_deadline(uv_timer_t *t);
 /* (Re)arms the deadline timer for the oldest pending text, or stops it. Loop thread, locked. */
 static void arm_deadline(bq_queue_t *q) {
     uint64_t first = UINT64_MAX;
-    for (size_t i = 0; i < q->n_models * BQ_MODES; i++)
+    for (size_t i = 0; i < q->n_models * BQ_LISTS; i++)
         if (q->pending[i].head && q->pending[i].head->_job->_deadline_ns < first)
             first = q->pending[i].head->_job->_deadline_ns;
     q->deadline_armed = first != UINT64_MAX;
@@ -239,7 +246,7 @@ static void on_deadline(uv_timer_t *t) {
     bq_done_list_t d = {NULL, NULL};
     uv_mutex_lock(&q->lock);
     uint64_t now = srv_now_ns();
-    for (size_t i = 0; i < q->n_models * BQ_MODES; i++)
+    for (size_t i = 0; i < q->n_models * BQ_LISTS; i++)
         while (q->pending[i].head && q->pending[i].head->_job->_deadline_ns <= now)
             job_fail(q, q->pending[i].head->_job, -ETIMEDOUT, &d);
     arm_deadline(q);
@@ -260,7 +267,9 @@ static int cand_cmp(const void *a, const void *b) {
 static void batch_fill(bq_queue_t *q, bq_list_t *l, bq_batch_t *b) {
     const size_t max_b = q->opt.max_batch, max_t = q->opt.max_batch_tokens;
     b->n = b->tokens = 0;
-    if (l->count <= max_b && l->tokens <= max_t) {
+    if (b->run) {
+        b->items[b->n++] = l->head; /* an item with its own run goes alone */
+    } else if (l->count <= max_b && l->tokens <= max_t) {
         for (bq_item_t *it = l->head; it; it = it->_next) b->items[b->n++] = it;
     } else {
         /* The oldest text, then the closest lengths among the next ones. */
@@ -283,6 +292,7 @@ static void batch_fill(bq_queue_t *q, bq_list_t *l, bq_batch_t *b) {
         b->out[i] = (gru_output_t){it->probs, it->gates, it->trajectory};
         b->tokens += it->len;
     }
+    if (b->run) b->tokens += b->tokens * b->tokens / 2; /* an explanation's work: ~N^2/2 tokens */
 }
 
 static void on_delay(uv_timer_t *t);
@@ -295,7 +305,7 @@ static bq_batch_t *schedule(bq_queue_t *q, bq_batch_t *self, int *wake_loop) {
     bq_batch_t *mine = NULL;
     while (q->busy < q->opt.workers) {
         bq_list_t *l = NULL;
-        for (size_t i = 0; i < q->n_models * BQ_MODES; i++)
+        for (size_t i = 0; i < q->n_models * BQ_LISTS; i++)
             if (q->pending[i].head &&
                 (!l || q->pending[i].head->_job->t_submit_ns < l->head->_job->t_submit_ns))
                 l = &q->pending[i];
@@ -307,7 +317,8 @@ static bq_batch_t *schedule(bq_queue_t *q, bq_batch_t *self, int *wake_loop) {
         if (q->busy > 0 && l->count < BQ_SHARE_MIN && l->tokens < q->opt.max_batch_tokens &&
             q->running_tokens <= BQ_SHARE_WAIT_TOKENS)
             break;
-        if (q->delay_us > 0 && l->count < q->opt.max_batch && l->tokens < q->opt.max_batch_tokens) {
+        if (q->delay_us > 0 && !l->head->_job->run && l->count < q->opt.max_batch &&
+            l->tokens < q->opt.max_batch_tokens) {
             uint64_t due = l->head->_job->t_submit_ns + q->delay_us * 1000u, now = srv_now_ns();
             if (now < due) {
                 if (loop) uv_timer_start(&q->delay_timer, on_delay, ms_until(due, now), 0);
@@ -321,6 +332,7 @@ static bq_batch_t *schedule(bq_queue_t *q, bq_batch_t *self, int *wake_loop) {
         SRV_ASSERT(b);
         b->model = l->head->model;
         b->mode = l->head->_job->gates;
+        b->run = l->head->_job->run;
         batch_fill(q, l, b);
         uint64_t now = srv_now_ns();
         for (size_t i = 0; q->opt.on_wait && i < b->n; i++)
@@ -334,7 +346,7 @@ static bq_batch_t *schedule(bq_queue_t *q, bq_batch_t *self, int *wake_loop) {
         else uv_sem_post(&b->go);
     }
     int pending = 0;
-    for (size_t i = 0; i < q->n_models * BQ_MODES && !pending; i++) pending = q->pending[i].head != NULL;
+    for (size_t i = 0; i < q->n_models * BQ_LISTS && !pending; i++) pending = q->pending[i].head != NULL;
     if (loop) arm_deadline(q);
     else if (pending && !q->deadline_armed) *wake_loop = 1;
     return mine;
@@ -401,12 +413,13 @@ static void worker_main(void *arg) {
     uv_sem_wait(&b->go);
     while (!atomic_load(&q->stop)) {
         b->t_start = srv_now_ns();
-        b->rc = gru_forward_batch(b->ctx[b->model], b->in, b->out, b->n, b->mode);
+        if (b->run) b->rc = b->run(b->ctx[b->model], b->items[0]);
+        else b->rc = gru_forward_batch(b->ctx[b->model], b->in, b->out, b->n, b->mode);
         b->t_end = srv_now_ns();
         bq_done_list_t d = {NULL, NULL};
         int wake = 0;
         uv_mutex_lock(&q->lock);
-        if (q->opt.on_batch)
+        if (q->opt.on_batch && !b->run)
             q->opt.on_batch(q->opt.observer_data, b->model, b->n, b->tokens, b->t_end - b->t_start);
         batch_finish(q, b, &d);
         bq_batch_t *next = schedule(q, b, &wake);
@@ -505,7 +518,7 @@ void bq_cancel(bq_queue_t *q) {
     uv_mutex_lock(&q->lock);
     atomic_fetch_or(&q->reserved, BQ_CLOSED);
     take_submitted(q, &d); /* what was pushed fails at once */
-    for (size_t i = 0; i < q->n_models * BQ_MODES; i++)
+    for (size_t i = 0; i < q->n_models * BQ_LISTS; i++)
         while (q->pending[i].head) job_fail(q, q->pending[i].head->_job, -ECANCELED, &d);
     arm_deadline(q);
     uv_mutex_unlock(&q->lock);
@@ -607,7 +620,7 @@ int bq_new(bq_queue_t **out, uv_loop_t *loop, gru_model_t *const *models, size_t
         goto fail;
     }
     q->lock_ok = 1;
-    q->pending = calloc(n_models * BQ_MODES, sizeof *q->pending);
+    q->pending = calloc(n_models * BQ_LISTS, sizeof *q->pending);
     q->batches = calloc((size_t)opt->workers, sizeof *q->batches);
     q->cand = calloc(BQ_SCAN_FACTOR * opt->max_batch, sizeof *q->cand);
     if (!q->pending || !q->batches || !q->cand) goto fail;

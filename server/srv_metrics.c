@@ -31,6 +31,7 @@ void srv_metrics_init(srv_metrics_t *m) {
         hist_init(&m->latency[r], latency_bounds, sizeof latency_bounds / sizeof *latency_bounds);
     hist_init(&m->queue_wait, latency_bounds, sizeof latency_bounds / sizeof *latency_bounds);
     hist_init(&m->compute, latency_bounds, sizeof latency_bounds / sizeof *latency_bounds);
+    hist_init(&m->explain_compute, latency_bounds, sizeof latency_bounds / sizeof *latency_bounds);
     hist_init(&m->batch_size, size_bounds, sizeof size_bounds / sizeof *size_bounds);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -67,6 +68,14 @@ void srv_metrics_batch(srv_metrics_t *m, size_t model, size_t texts, size_t toke
 }
 
 void srv_metrics_wait(srv_metrics_t *m, double seconds) { srv_hist_observe(&m->queue_wait, seconds); }
+
+void srv_metrics_explain(srv_metrics_t *m, size_t model, size_t variants, size_t tokens, double seconds) {
+    if (model >= SRV_METRICS_MAX_MODELS) model = SRV_METRICS_MAX_MODELS - 1;
+    atomic_fetch_add_explicit(&m->explain_texts[model], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&m->explain_variants[model], variants, memory_order_relaxed);
+    atomic_fetch_add_explicit(&m->explain_tokens[model], tokens, memory_order_relaxed);
+    srv_hist_observe(&m->explain_compute, seconds);
+}
 
 void srv_metrics_label_escape(char *out, size_t cap, const char *s) {
     size_t k = 0;
@@ -197,6 +206,15 @@ char *srv_metrics_render(srv_metrics_t *m, const srv_metrics_gauges_t *g, size_t
 
     model_counter(&b, "gru_texts_total", "Texts classified.", m->texts, g);
     model_counter(&b, "gru_tokens_total", "Tokens run through the GRU.", m->tokens, g);
+    model_counter(&b, "gru_explain_texts_total", "Texts explained (POST /v1/explain; not in gru_texts_total).",
+                  m->explain_texts, g);
+    model_counter(&b, "gru_explain_variants_total", "Leave-one-out and edited variants classified for explanations.",
+                  m->explain_variants, g);
+    model_counter(&b, "gru_explain_tokens_total", "Tokens run through the GRU for explanations (after prefix reuse).",
+                  m->explain_tokens, g);
+    sb_printf(&b, "# HELP gru_explain_compute_seconds Worker time per explained text.\n"
+                  "# TYPE gru_explain_compute_seconds histogram\n");
+    hist_render(&b, "gru_explain_compute_seconds", "", &m->explain_compute);
     model_counter(&b, "gru_batches_total", "Batched forward passes.", m->batches, g);
     sb_printf(&b, "# HELP gru_model_info A loaded model.\n# TYPE gru_model_info gauge\n");
     for (size_t i = 0; i < g->n_models; i++)

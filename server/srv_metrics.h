@@ -39,6 +39,11 @@ typedef struct {
     atomic_uint_fast64_t texts[SRV_METRICS_MAX_MODELS];
     atomic_uint_fast64_t tokens[SRV_METRICS_MAX_MODELS];
     atomic_uint_fast64_t batches[SRV_METRICS_MAX_MODELS];
+    /* POST /v1/explain's work, apart from the counters above */
+    atomic_uint_fast64_t explain_texts[SRV_METRICS_MAX_MODELS];
+    atomic_uint_fast64_t explain_variants[SRV_METRICS_MAX_MODELS];
+    atomic_uint_fast64_t explain_tokens[SRV_METRICS_MAX_MODELS];
+    srv_hist_t explain_compute;           /* seconds, per explained text */
     double start_time;                    /* unix seconds */
 } srv_metrics_t;
 
@@ -60,6 +65,8 @@ void srv_metrics_init(srv_metrics_t *m);
 void srv_metrics_request(srv_metrics_t *m, srv_route_id_t route, int status, double seconds);
 void srv_metrics_batch(srv_metrics_t *m, size_t model, size_t texts, size_t tokens, double seconds);
 void srv_metrics_wait(srv_metrics_t *m, double seconds);
+/* One explained text: its variants (leave-one-out and edits) and the tokens run for them. */
+void srv_metrics_explain(srv_metrics_t *m, size_t model, size_t variants, size_t tokens, double seconds);
 void srv_hist_observe(srv_hist_t *h, double x);
 
 /* The labels of a model's gru_model_info series (tokenizer="word",hidden_size="128",...) for

@@ -38,3 +38,5 @@ gru_add_e2e_test(e2e_routing test_routing.py 2 1)
 # Concurrency scenarios: give them the machine.
 gru_add_e2e_test(e2e_batching test_batching.py 2 2)
 gru_add_e2e_test(e2e_drain test_drain.py 2 2)
+# POST /v1/explain and /v1/tokenize: parity of every variant with /v1/sentiment, offsets, limits.
+gru_add_e2e_test(e2e_explain test_explain.py 2 1)
