@@ -29,6 +29,7 @@ typedef struct {
     gru_gates_mode_t gates_mode;  /* GRU_GATES_NONE: no "gates" key */
     const float *gates;           /* gru_gates_floats(cfg, gates_mode, n) floats, or NULL */
     const float *trajectory;      /* (n, C) or NULL: no "trajectory" key */
+    int offsets;                  /* 1: "offsets": [[start, end], ...] (tokens->offsets) */
     const char *model_version;    /* the model's version, or NULL or "": no "model_version" key */
 } api_result_t;
 
@@ -104,7 +105,30 @@ typedef struct {
     char message[API_ERROR_MESSAGE_MAX];
 } api_error_t;
 
-typedef enum { API_REQ_SENTIMENT = 0, API_REQ_KSERVE_INFER = 1 } api_request_kind_t;
+typedef enum {
+    API_REQ_SENTIMENT = 0,    /* POST /v1/sentiment */
+    API_REQ_KSERVE_INFER = 1, /* POST /v2/models/{name}/infer */
+    API_REQ_EXPLAIN = 2,      /* POST /v1/explain */
+    API_REQ_TOKENIZE = 3,     /* POST /v1/tokenize */
+} api_request_kind_t;
+
+/* Most edits in one /v1/explain request, and most token indices one edit may name. */
+#define API_MAX_EDITS 32
+#define API_MAX_EDIT_INDICES 1024
+
+/* One what-if edit of POST /v1/explain, as the client wrote it (indices into the text's tokens;
+ * the server checks them against the token count). */
+typedef enum { API_EDIT_REMOVE = 0, API_EDIT_REPLACE = 1, API_EDIT_REMOVE_SPAN = 2 } api_edit_kind_t;
+typedef struct {
+    size_t index;     /* a token of the text */
+    const char *text; /* API_EDIT_REPLACE: what replaces it (tokenized by the model; may be ""); else NULL */
+    size_t text_len;
+} api_edit_sub_t;
+typedef struct {
+    api_edit_kind_t kind;
+    const api_edit_sub_t *subs; /* (n_subs) in increasing index order (remove_span: a .. b) */
+    size_t n_subs;
+} api_edit_t;
 
 /* Limits the parser enforces (the server fills them from its config). */
 typedef struct {
@@ -128,7 +152,13 @@ typedef struct {
     unsigned outputs;            /* KServe: API_OUTPUT_* bits wanted */
     unsigned char output_order[API_MAX_OUTPUTS]; /* KServe: the bits in response order */
     size_t n_outputs;
+    int offsets;                 /* sentiment: 1 adds each token's offsets (explain, tokenize: always) */
+    const char *target;          /* explain: "target" label, or NULL: the predicted one */
+    const api_edit_t *edits;     /* explain: (n_edits) "edits" (only with "text") */
+    size_t n_edits;
     /* private */
+    api_edit_t *_edits;
+    api_edit_sub_t *_subs;
     void *_doc;                  /* the parsed document that owns the strings */
     const char *_text1;          /* storage for a single text (no allocation) */
     size_t _len1;
@@ -174,8 +204,11 @@ void api_request_init(api_request_t *r);
 /* Parses and validates body[0..len) as a request of the given kind into r (initialized, or
  * reused after api_request_deinit). Returns 0, or -1 with *err set (r then holds nothing).
  * Sentiment: {"text": s} | {"texts": [s, ...]}, optional "model", "gates" ("none" | "summary"
- * | "full", or true = "summary" / false = "none"), "trajectory", "truncate"; unknown keys are
- * an error. KServe: {"id"?, "parameters"?, "inputs": [one BYTES tensor], "outputs"?}. */
+ * | "full", or true = "summary" / false = "none"), "trajectory", "truncate", "offsets"; unknown
+ * keys are an error. KServe: {"id"?, "parameters"?, "inputs": [one BYTES tensor], "outputs"?}.
+ * Explain: as sentiment without "offsets", plus "target" (a label name) and, with "text",
+ * "edits": [{"remove": [i, ...]} | {"replace": {"i": "text", ...}} | {"remove_span": [a, b]}];
+ * "truncate" defaults to false. Tokenize: "text" | "texts", "model". */
 int api_request_parse(api_request_t *r, api_request_kind_t kind, const char *body, size_t len,
                       const api_limits_t *lim, api_error_t *err);
 void api_request_deinit(api_request_t *r); /* frees what parse made; r may be parsed again */
@@ -197,6 +230,31 @@ void api_request_deinit(api_request_t *r); /* frees what parse made; r may be pa
  * API_DUMP_FLAGS. NULL also when a number is not finite or a string is not valid UTF-8 (what
  * jansson refuses too; the engine and the tokenizer never produce either). */
 char *api_sentiment_body(const api_result_t *results, size_t n, int single, size_t *len);
+
+/* One text's explanation, as the engine left it (model/explain.h). Everything is borrowed. */
+typedef struct {
+    api_result_t base;           /* the text itself, as /v1/sentiment returns it */
+    int target;                  /* the label explained (index) */
+    const float *p_without;      /* (n, C): probabilities of the text without token i */
+    const float *const *traj_without; /* NULL, or (n): token i's trajectory without it, (n - 1, C) */
+    const api_edit_t *edits;     /* (n_edits) the request's edits, echoed */
+    size_t n_edits;
+    const float *edit_probs;     /* (n_edits, C) */
+    const float *const *edit_traj; /* NULL, or (n_edits): each edit's trajectory, (edit_lens[e], C) */
+    const size_t *edit_lens;     /* (n_edits) tokens of each edited text */
+} api_explain_result_t;
+
+/* POST /v1/explain: per text the result object plus "target", "attributions" (per token, in
+ * order: "index", "token", "offsets", "p_without", "delta" = p - p_without of the target,
+ * "label_without", ["trajectory_without"]), "ranking" (token indices by |delta|, largest
+ * first) and, with edits, "edits" (per edit: "edit" echoed, "num_tokens", "label", "score",
+ * "probabilities", ["trajectory"]). Several texts: {"model", "results": [...]} ("model": "auto"
+ * when the texts went to different models). */
+char *api_explain_body(const api_explain_result_t *results, size_t n, int single, size_t *len);
+/* POST /v1/tokenize: {"model", "tokens", "token_ids", "offsets", "unknown": [bool], "truncated",
+ * ["num_tokens_total"]} per text, cfgs[i] its model (several: {"model", "results": [...]}, the
+ * top "model" "auto" when they differ). */
+char *api_tokenize_body(const gru_config_t *const *cfgs, const tok_seq_t *seqs, size_t n, int single, size_t *len);
 /* POST /v2/models/{name}/infer: {"model_name", "model_version", ["id"], "outputs": [...]} with
  * the outputs of req (label: BYTES [n]; probabilities: FP32 [n, C]). probs is (n, C); version
  * is the model's version ("1" when NULL or ""). */

@@ -1,6 +1,7 @@
 /* api_request.c - request bodies → api_request_t: parsing and validation.
  *
- * Two request kinds share one plain C struct: POST /v1/sentiment and the KServe v2 infer call.
+ * The request kinds share one plain C struct: POST /v1/sentiment, /v1/explain and /v1/tokenize
+ * (one parser, with per-kind keys) and the KServe v2 infer call.
  * The texts are not copied: they point into the parsed jansson document, which the request
  * keeps (as an opaque pointer) until api_request_deinit(). No json_t leaves this file.
  *
@@ -106,22 +107,136 @@ static void set_text(api_request_t *r, size_t i, json_t *s) {
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* POST /v1/sentiment */
+/* POST /v1/explain: edits */
+
+/* A token index: a non-negative JSON integer, or (keys of "replace") its decimal string. */
+static int edit_index(json_t *v, const char *key, size_t key_len, size_t *out) {
+    if (v) {
+        if (!json_is_integer(v) || json_integer_value(v) < 0) return -1;
+        *out = (size_t)json_integer_value(v);
+        return 0;
+    }
+    if (key_len == 0 || key_len > 9) return -1;
+    size_t x = 0;
+    for (size_t i = 0; i < key_len; i++) {
+        if (key[i] < '0' || key[i] > '9') return -1;
+        x = x * 10 + (size_t)(key[i] - '0');
+    }
+    *out = x;
+    return 0;
+}
+
+static int sub_cmp(const void *a, const void *b) {
+    const api_edit_sub_t *x = a, *y = b;
+    return (x->index > y->index) - (x->index < y->index);
+}
+
+#define EDIT_FORM                                                                                  \
+    "edits[%zu] must be {\"remove\": [i, ...]}, {\"replace\": {\"i\": \"text\"}} or {\"remove_span\": [a, b]} " \
+    "with token indices i, a <= b"
+
+/* "edits": [{"remove": [i, ...]} | {"replace": {"i": "text", ...}} | {"remove_span": [a, b]}]. */
+static int parse_edits(api_request_t *r, json_t *edits, api_error_t *err) {
+    if (!json_is_array(edits))
+        return api_error_set(err, API_ERR_INVALID_TYPE, "\"edits\" must be an array, not %s", type_name(edits));
+    size_t n = json_array_size(edits), subs = 0;
+    if (n > API_MAX_EDITS)
+        return api_error_set(err, API_ERR_INVALID_REQUEST, "\"edits\" holds %zu edits; the limit is %d", n,
+                             API_MAX_EDITS);
+    for (size_t e = 0; e < n; e++) { /* shapes, and the room they need */
+        json_t *o = json_array_get(edits, e), *v;
+        if (!json_is_object(o) || json_object_size(o) != 1) return api_error_set(err, API_ERR_INVALID_REQUEST, EDIT_FORM, e);
+        size_t k = 0;
+        if ((v = json_object_get(o, "remove")) && json_is_array(v)) k = json_array_size(v);
+        else if ((v = json_object_get(o, "replace")) && json_is_object(v)) k = json_object_size(v);
+        else if ((v = json_object_get(o, "remove_span")) && json_is_array(v) && json_array_size(v) == 2) {
+            size_t a, b;
+            if (edit_index(json_array_get(v, 0), NULL, 0, &a) < 0 || edit_index(json_array_get(v, 1), NULL, 0, &b) < 0 ||
+                a > b)
+                return api_error_set(err, API_ERR_INVALID_REQUEST, EDIT_FORM, e);
+            k = b - a + 1;
+        } else
+            return api_error_set(err, API_ERR_INVALID_REQUEST, EDIT_FORM, e);
+        if (k == 0 || k > API_MAX_EDIT_INDICES)
+            return api_error_set(err, API_ERR_INVALID_REQUEST, "edits[%zu] names %zu tokens (1 to %d)", e, k,
+                                 API_MAX_EDIT_INDICES);
+        subs += k;
+    }
+    if (n && (!(r->_edits = calloc(n, sizeof *r->_edits)) || !(r->_subs = calloc(subs, sizeof *r->_subs))))
+        return api_error_set(err, API_ERR_OUT_OF_MEMORY, "out of memory for the edits");
+    api_edit_sub_t *sub = r->_subs;
+    for (size_t e = 0; e < n; e++) {
+        json_t *o = json_array_get(edits, e), *v;
+        api_edit_t *ed = &r->_edits[e];
+        api_edit_sub_t *first = sub;
+        ed->subs = first;
+        if ((v = json_object_get(o, "remove"))) {
+            ed->kind = API_EDIT_REMOVE;
+            for (size_t i = 0; i < json_array_size(v); i++, sub++)
+                if (edit_index(json_array_get(v, i), NULL, 0, &sub->index) < 0)
+                    return api_error_set(err, API_ERR_INVALID_REQUEST, EDIT_FORM, e);
+        } else if ((v = json_object_get(o, "replace"))) {
+            ed->kind = API_EDIT_REPLACE;
+            const char *key;
+            size_t key_len;
+            json_t *t;
+            json_object_keylen_foreach(v, key, key_len, t) {
+                if (edit_index(NULL, key, key_len, &sub->index) < 0 || !json_is_string(t))
+                    return api_error_set(err, API_ERR_INVALID_REQUEST, EDIT_FORM, e);
+                sub->text = json_string_value(t);
+                sub->text_len = json_string_length(t);
+                sub++;
+            }
+        } else {
+            ed->kind = API_EDIT_REMOVE_SPAN;
+            size_t a = 0, b = 0;
+            edit_index(json_array_get(json_object_get(o, "remove_span"), 0), NULL, 0, &a);
+            edit_index(json_array_get(json_object_get(o, "remove_span"), 1), NULL, 0, &b);
+            for (size_t i = a; i <= b; i++, sub++) sub->index = i;
+        }
+        ed->n_subs = (size_t)(sub - first);
+        qsort(first, ed->n_subs, sizeof *first, sub_cmp);
+        for (size_t i = 1; i < ed->n_subs; i++)
+            if (ed->subs[i].index == ed->subs[i - 1].index)
+                return api_error_set(err, API_ERR_INVALID_REQUEST, "edits[%zu] names token %zu twice", e,
+                                     ed->subs[i].index);
+    }
+    r->edits = r->_edits;
+    r->n_edits = n;
+    return 0;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* POST /v1/sentiment, /v1/explain, /v1/tokenize */
+
+/* The keys each kind takes, as the error message lists them. */
+static const char *const KNOWN_KEYS[] = {
+    [API_REQ_SENTIMENT] = "text, texts, model, gates, trajectory, truncate, offsets",
+    [API_REQ_EXPLAIN] = "text, texts, model, gates, trajectory, truncate, target, edits",
+    [API_REQ_TOKENIZE] = "text, texts, model",
+};
+
+/* Is key[0..key_len) one of the comma-separated words of list? */
+static int in_list(const char *list, const char *key, size_t key_len) {
+    for (const char *p = list; *p;) {
+        size_t n = strcspn(p, ",");
+        if (n == key_len && memcmp(p, key, n) == 0) return 1;
+        p += n;
+        while (*p == ',' || *p == ' ') p++;
+    }
+    return 0;
+}
 
 static int parse_sentiment(api_request_t *r, json_t *root, const api_limits_t *lim, api_error_t *err) {
-    static const char *const known[] = {"text", "texts", "model", "gates", "trajectory", "truncate"};
+    const char *known = KNOWN_KEYS[r->kind];
     char q[QUOTE_MAX + 8];
     const char *key;
     size_t key_len;
     json_t *v;
     json_object_keylen_foreach(root, key, key_len, v) {
-        size_t k = 0;
-        while (k < sizeof known / sizeof *known && (strlen(known[k]) != key_len || memcmp(known[k], key, key_len)))
-            k++;
-        if (k == sizeof known / sizeof *known)
-            return api_error_set(err, API_ERR_INVALID_REQUEST,
-                                 "unknown field \"%s\" (known: text, texts, model, gates, trajectory, truncate)",
-                                 quote(q, key, key_len));
+        if (!in_list(known, key, key_len))
+            return api_error_set(err, API_ERR_INVALID_REQUEST, "unknown field \"%s\" (known: %s)",
+                                 quote(q, key, key_len), known);
     }
     json_t *text = json_object_get(root, "text"), *texts = json_object_get(root, "texts");
     if (json_is_null(text)) text = NULL;
@@ -157,8 +272,20 @@ static int parse_sentiment(api_request_t *r, json_t *root, const api_limits_t *l
                                  quote(q, json_string_value(v), json_string_length(v)));
         }
     }
-    if (get_bool(root, "trajectory", &r->trajectory, err) < 0 || get_bool(root, "truncate", &r->truncate, err) < 0)
+    if (get_bool(root, "trajectory", &r->trajectory, err) < 0 || get_bool(root, "truncate", &r->truncate, err) < 0 ||
+        get_bool(root, "offsets", &r->offsets, err) < 0)
         return -1;
+    v = json_object_get(root, "target");
+    if (v && !json_is_null(v)) {
+        if (!json_is_string(v))
+            return api_error_set(err, API_ERR_INVALID_TYPE, "\"target\" must be a label name, not %s", type_name(v));
+        r->target = json_string_value(v);
+    }
+    v = json_object_get(root, "edits");
+    if (v && !json_is_null(v)) {
+        if (texts) return api_error_set(err, API_ERR_INVALID_REQUEST, "\"edits\" go with \"text\", not \"texts\"");
+        if (parse_edits(r, v, err) < 0) return -1;
+    }
 
     if (text && texts) return api_error_set(err, API_ERR_INVALID_REQUEST, "give \"text\" or \"texts\", not both");
     if (!text && !texts)
@@ -316,6 +443,8 @@ void api_request_deinit(api_request_t *r) {
     json_decref((json_t *)r->_doc);
     free(r->_texts);
     free(r->_lens);
+    free(r->_edits);
+    free(r->_subs);
     api_request_init(r);
 }
 
@@ -323,7 +452,9 @@ int api_request_parse(api_request_t *r, api_request_kind_t kind, const char *bod
                       const api_limits_t *lim, api_error_t *err) {
     api_request_deinit(r);
     r->kind = kind;
-    if (kind == API_REQ_KSERVE_INFER) r->gates = GRU_GATES_NONE;
+    if (kind == API_REQ_KSERVE_INFER || kind == API_REQ_TOKENIZE) r->gates = GRU_GATES_NONE;
+    if (kind == API_REQ_EXPLAIN) r->truncate = 0;
+    if (kind == API_REQ_EXPLAIN || kind == API_REQ_TOKENIZE) r->offsets = 1;
     json_t *root = load(body, len, err);
     if (!root) return -1;
     r->_doc = root;

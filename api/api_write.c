@@ -324,6 +324,18 @@ void api__write_result(api__buf_t *b, const api_result_t *r) {
     } else {
         PUT(b, "false");
     }
+    if (r->offsets) {
+        PUT(b, ",\"offsets\":[");
+        for (size_t i = 0; i < s->n; i++) {
+            if (i) PUT(b, ",");
+            PUT(b, "[");
+            put_int(b, (long long)s->offsets[2 * i]);
+            PUT(b, ",");
+            put_int(b, (long long)s->offsets[2 * i + 1]);
+            PUT(b, "]");
+        }
+        PUT(b, "]");
+    }
     if (r->gates_mode != GRU_GATES_NONE && r->gates) {
         const size_t T = s->n, H = (size_t)c->hidden_size, D = 1 + (size_t)c->bidirectional;
         const int full = r->gates_mode == GRU_GATES_FULL;

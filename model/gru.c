@@ -15,6 +15,8 @@
  * - The backward direction walks step s over position len - 1 - s of each text, which keeps
  *   the same running prefix; its rows are addressed per text instead of as one block.
  * - Gates are written only in GRU_GATES_SUMMARY / _FULL mode; the plain path skips the branch.
+ * - A text may start from given states and hand back every layer's state after each token
+ *   (gru_forward_batch_states): explain.c resumes edited texts from a shared prefix so.
  */
 #include "util.h"
 #include "gru.h"
@@ -585,6 +587,8 @@ int gru_ctx_new(gru_ctx_t **out, const gru_model_t *m) {
     return 0;
 }
 
+const gru_model_t *gru_ctx_model(const gru_ctx_t *ctx) { return ctx->model; }
+
 void gru_ctx_free(gru_ctx_t *ctx) {
     if (!ctx) return;
     free(ctx->x0);
@@ -682,6 +686,11 @@ static void record_gates(const gru_ctx_t *ctx, gru_output_t *out, gru_gates_mode
 
 int gru_forward_batch(gru_ctx_t *ctx, const gru_input_t *in, gru_output_t *out, size_t n,
                       gru_gates_mode_t mode) {
+    return gru_forward_batch_states(ctx, in, out, n, mode, NULL, NULL);
+}
+
+int gru_forward_batch_states(gru_ctx_t *ctx, const gru_input_t *in, gru_output_t *out, size_t n,
+                             gru_gates_mode_t mode, const float *const *h0s, float *const *states) {
     if (!ctx || (n && (!in || !out))) return -EINVAL;
     const gru_model_t *m = ctx->model;
     const gru_config_t *c = &m->cfg;
@@ -733,8 +742,12 @@ int gru_forward_batch(gru_ctx_t *ctx, const gru_input_t *in, gru_output_t *out, 
         y = ctx->y[l & 1]; /* (N, D*H) */
         for (int d = 0; d < D; d++) {
             const gru_dir_weights_t *w = &m->layers[l][d];
-            float *h = ctx->h + (size_t)d * n * H; /* (B, H) */
-            memset(h, 0, n * (size_t)H * sizeof(float));
+            float *h = ctx->h + (size_t)d * n * H; /* (B, H), rank order */
+            for (size_t i = 0; i < n; i++) {
+                const float *h0 = h0s ? h0s[ctx->rank[i].idx] : NULL; /* (L, D, H) */
+                if (h0) memcpy(h + i * H, h0 + ((size_t)l * D + d) * H, (size_t)H * sizeof(float));
+                else memset(h + i * H, 0, (size_t)H * sizeof(float));
+            }
             /* Input projections: rows of the table, or (N, In) x (In, 3H) for all tokens at once. */
             const float *table = l == 0 ? m->proj0[d] : NULL;
             if (!table && m->wih[l][d]) { /* (N, 3H) */
@@ -759,6 +772,10 @@ int gru_forward_batch(gru_ctx_t *ctx, const gru_input_t *in, gru_output_t *out, 
                     size_t t = d ? ctx->rank[i].len - 1 - s : s;
                     memcpy(y + (ctx->offs[t] + (size_t)i) * DH + (size_t)d * H, h + (size_t)i * H,
                            (size_t)H * sizeof(float));
+                    float *st = states ? states[ctx->rank[i].idx] : NULL; /* (len, L, D, H) */
+                    if (st)
+                        memcpy(st + ((t * L + (size_t)l) * D + (size_t)d) * H, h + (size_t)i * H,
+                               (size_t)H * sizeof(float));
                 }
                 if (record) record_gates(ctx, out, mode, l, d, b, s, h);
             }

@@ -88,7 +88,7 @@ typedef struct gru_model gru_model_t; /* opaque; read-only after load */
 typedef struct gru_ctx gru_ctx_t;     /* opaque; per-thread scratch memory */
 
 /* One text to classify. ids are borrowed for the duration of the call; every id must be in
- * [0, V). len may be 0 (the head then sees the zero state). */
+ * [0, V). len may be 0 (the head then sees the zero state, or the given initial state). */
 typedef struct {
     const int32_t *ids; /* (len) */
     size_t len;
@@ -140,6 +140,7 @@ size_t gru_gates_floats(const gru_config_t *cfg, gru_gates_mode_t mode, size_t l
  * seen. Returns 0 or -ENOMEM. */
 int gru_ctx_new(gru_ctx_t **out, const gru_model_t *m);
 void gru_ctx_free(gru_ctx_t *ctx); /* accepts NULL */
+const gru_model_t *gru_ctx_model(const gru_ctx_t *ctx); /* borrowed: the model ctx was made for */
 
 /* Runs n texts through the model in one batched pass and writes out[i] for each in[i].
  * A text's results do not depend on the other texts in the batch, bit for bit, wherever the
@@ -151,6 +152,21 @@ void gru_ctx_free(gru_ctx_t *ctx); /* accepts NULL */
  * is written); -ENOMEM when scratch memory cannot grow. */
 int gru_forward_batch(gru_ctx_t *ctx, const gru_input_t *in, gru_output_t *out, size_t n,
                       gru_gates_mode_t mode);
+
+/* gru_forward_batch, with text i starting from given states and/or handing back its states.
+ * h0 is NULL, or n pointers: h0[i] is NULL (every layer starts from the zero state) or text i's
+ * initial state of every layer and direction, (L, D, H) floats, as nn.GRU's h_0 argument: the
+ * forward direction of layer l starts from h0[i][(l * D + 0) * H ..], the backward one (which
+ * reads the text from its end) from h0[i][(l * D + 1) * H ..].
+ * states is NULL, or n pointers: states[i] is NULL or receives every layer's state after each
+ * token, in[i].len * L * D * H floats,
+ *     states[i][((t * L + l) * D + d) * H + j]
+ * (backward direction: the state after reading tokens len-1 .. t). Row t of it, (L, D, H), is
+ * an h0 for the tokens after t: for a unidirectional model, running tokens t+1.. from it gives
+ * the results of the whole text (model/explain.h builds on this). h0 and states are borrowed
+ * for the call. Returns as gru_forward_batch. */
+int gru_forward_batch_states(gru_ctx_t *ctx, const gru_input_t *in, gru_output_t *out, size_t n,
+                             gru_gates_mode_t mode, const float *const *h0, float *const *states);
 
 /* Name of a gates mode ("none", "summary", "full"), and the reverse (-EINVAL if unknown). */
 const char *gru_gates_mode_name(gru_gates_mode_t mode);

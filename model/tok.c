@@ -214,20 +214,25 @@ typedef struct {
     size_t pos, len;
     int word, lowercase;
     uint32_t ring[NORM_RING];
+    uint32_t ring_src[NORM_RING]; /* index of the input code point each one came from */
     unsigned head, count;
+    uint32_t src;      /* input code points read so far */
+    uint32_t last_src; /* input index of the code point norm_next() returned last */
 } norm_t;
 
-static void norm_push(norm_t *nm, uint32_t c) {
-    nm->ring[(nm->head + nm->count) & (NORM_RING - 1)] = c;
+static void norm_push(norm_t *nm, uint32_t c, uint32_t src) {
+    unsigned k = (nm->head + nm->count) & (NORM_RING - 1);
+    nm->ring[k] = c;
+    nm->ring_src[k] = src;
     nm->count++;
 }
 
 /* Reads one input code point and pushes its 0..3 normalized code points. */
 static void norm_pull(norm_t *nm) {
-    uint32_t c = utf8_decode(nm->s, &nm->pos);
+    uint32_t c = utf8_decode(nm->s, &nm->pos), src = nm->src++;
     if (is_dropped(c)) return;
     if (c < 0x80 ? (c <= 0x20 || c == 0x7F) : in_ranges(c, SPACE_RANGES, N_RANGES(SPACE_RANGES))) {
-        norm_push(nm, ' ');
+        norm_push(nm, ' ', src);
         return;
     }
     if (c >= 0xFF01 && c <= 0xFF5E) c -= 0xFEE0;
@@ -236,11 +241,11 @@ static void norm_pull(norm_t *nm) {
     if (nm->word) {
         const char *t = typo_ascii(c);
         if (t) {
-            for (; *t; t++) norm_push(nm, (uint32_t)*t);
+            for (; *t; t++) norm_push(nm, (uint32_t)*t, src);
             return;
         }
     }
-    norm_push(nm, c);
+    norm_push(nm, c, src);
 }
 
 /* The k-th normalized code point from the current one (k = 0), or CP_END. */
@@ -249,15 +254,20 @@ static uint32_t norm_peek(norm_t *nm, unsigned k) {
     return k < nm->count ? nm->ring[(nm->head + k) & (NORM_RING - 1)] : CP_END;
 }
 
-/* Returns the current code point (or CP_END) and moves past it. */
+/* Returns the current code point (or CP_END) and moves past it; nm->last_src becomes the
+ * input index it came from. */
 static uint32_t norm_next(norm_t *nm) {
     uint32_t c = norm_peek(nm, 0);
     if (nm->count) {
+        nm->last_src = nm->ring_src[nm->head];
         nm->head = (nm->head + 1) & (NORM_RING - 1);
         nm->count--;
     }
     return c;
 }
+
+/* Input index of the current code point (call after a norm_peek that did not return CP_END). */
+static uint32_t norm_src(const norm_t *nm) { return nm->ring_src[nm->head]; }
 
 /* ---------------------------------------------------------------------------------------------
  * Output: appending tokens to a tok_seq_t
@@ -283,8 +293,9 @@ static int buf_reserve(tok_seq_t *seq, size_t extra) {
 }
 
 /* Counts one token; if it is kept, it is the len bytes at _buf + _buf_len (the scratch, with
- * room for the NUL reserved): cut it, terminate it, look it up and keep it. */
-static int emit_scratch(emit_t *e, size_t len) {
+ * room for the NUL reserved): cut it, terminate it, look it up and keep it, with the input code
+ * points [start, end) it came from. */
+static int emit_scratch(emit_t *e, size_t len, uint32_t start, uint32_t end) {
     tok_seq_t *seq = e->seq;
     seq->n_total++;
     if (seq->n >= e->max_tokens) return 0;
@@ -297,6 +308,9 @@ static int emit_scratch(emit_t *e, size_t len) {
         uint32_t *offs = realloc(seq->_offs, cap * sizeof *offs);
         if (!offs) return -ENOMEM;
         seq->_offs = offs;
+        uint32_t *spans = realloc(seq->offsets, 2 * cap * sizeof *spans);
+        if (!spans) return -ENOMEM;
+        seq->offsets = spans;
         seq->_cap = cap;
     }
     char *s = seq->_buf + seq->_buf_len;
@@ -305,13 +319,16 @@ static int emit_scratch(emit_t *e, size_t len) {
     int32_t id = e->vocab ? tok_vocab_lookup(e->vocab, s, len) : -1;
     seq->ids[seq->n] = id < 0 ? TOK_ID_UNK : id;
     seq->_offs[seq->n] = (uint32_t)seq->_buf_len;
+    seq->offsets[2 * seq->n] = start;
+    seq->offsets[2 * seq->n + 1] = end;
     seq->n++;
     seq->_buf_len += len + 1;
     return 0;
 }
 
-/* Counts one token s[0..len) (not in _buf) and keeps it when there is room. */
-static int emit_str(emit_t *e, const char *s, size_t len) {
+/* Counts one token s[0..len) (not in _buf), from input code points [start, end), and keeps it
+ * when there is room. */
+static int emit_str(emit_t *e, const char *s, size_t len, uint32_t start, uint32_t end) {
     if (e->seq->n >= e->max_tokens) {
         e->seq->n_total++;
         return 0;
@@ -320,12 +337,13 @@ static int emit_str(emit_t *e, const char *s, size_t len) {
     int rc = buf_reserve(e->seq, len + 1);
     if (rc < 0) return rc;
     memcpy(e->seq->_buf + e->seq->_buf_len, s, len);
-    return emit_scratch(e, len);
+    return emit_scratch(e, len, start, end);
 }
 
-static int emit_cp(emit_t *e, uint32_t c) {
+/* Emits the code point norm_next() just returned as a token of its own. */
+static int emit_cp(emit_t *e, const norm_t *nm, uint32_t c) {
     char u[4];
-    return emit_str(e, u, utf8_encode(c, u));
+    return emit_str(e, u, utf8_encode(c, u), nm->last_src, nm->last_src + 1);
 }
 
 /* Appends c to the scratch word of *len bytes. */
@@ -349,11 +367,12 @@ static int scan_char_kind(norm_t *nm, emit_t *e) {
             norm_next(nm);
         } else if (k == CL_CJK || k == CL_SYMBOL) {
             norm_next(nm);
-            rc = emit_cp(e, c);
+            rc = emit_cp(e, nm, c);
         } else {
             size_t len = 0;
+            uint32_t start = norm_src(nm);
             while (rc == 0 && is_alnum(norm_peek(nm, 0))) rc = scratch_put(e->seq, &len, norm_next(nm));
-            if (rc == 0) rc = emit_scratch(e, len);
+            if (rc == 0) rc = emit_scratch(e, len, start, nm->last_src + 1);
         }
         if (rc < 0) return rc;
     }
@@ -439,7 +458,10 @@ static int scan_word(norm_t *nm, emit_t *e, uint32_t *prev) {
     tok_seq_t *seq = e->seq;
     size_t len = 0;
     unsigned ncp = 1;
-    uint32_t first = norm_next(nm), last = first;
+    /* Input indices of the word's last 4 code points, for the offsets of a clitic split. */
+    uint32_t src[4];
+    uint32_t start = norm_src(nm), first = norm_next(nm), last = first;
+    src[0] = nm->last_src;
     int rc = scratch_put(seq, &len, first);
     while (rc == 0) {
         uint32_t c = norm_peek(nm, 0);
@@ -450,72 +472,85 @@ static int scan_word(norm_t *nm, emit_t *e, uint32_t *prev) {
             take = is_digit(last) && is_digit(norm_peek(nm, 1));
         if (!take) break;
         last = norm_next(nm);
-        ncp++;
+        src[ncp++ & 3] = nm->last_src;
         rc = scratch_put(seq, &len, last);
     }
     if (rc < 0) return rc;
     const char *w = seq->_buf + seq->_buf_len;
     if (first == '\'' && ncp == 2 && (w[1] == 'n' || w[1] == 'N') && norm_peek(nm, 0) == '\'') {
         last = norm_next(nm); /* 'n' as in rock 'n' roll */
+        src[ncp++ & 3] = nm->last_src;
         rc = scratch_put(seq, &len, last);
     }
     w = seq->_buf + seq->_buf_len;
     if (rc == 0 && norm_peek(nm, 0) == '.' && norm_peek(nm, 1) != '.' && is_abbreviation(w, len)) {
         last = norm_next(nm);
+        src[ncp++ & 3] = nm->last_src;
         rc = scratch_put(seq, &len, last);
     }
     if (rc < 0) return rc;
     *prev = last;
+    uint32_t end = nm->last_src + 1;
 
     w = seq->_buf + seq->_buf_len;
     size_t k = clitic_split(w, len);
-    if (k == 0) return emit_scratch(e, len);
-    char tail[8]; /* the clitic: at most 3 bytes */
+    if (k == 0) return emit_scratch(e, len, start, end);
+    char tail[8]; /* the clitic: at most 3 bytes, all ASCII, so one code point each */
     size_t tail_len = len - k;
     memcpy(tail, w + k, tail_len);
-    rc = emit_scratch(e, k);
-    return rc < 0 ? rc : emit_str(e, tail, tail_len);
+    uint32_t tail_start = src[(ncp - tail_len) & 3], stem_end = src[(ncp - tail_len - 1) & 3] + 1;
+    rc = emit_scratch(e, k, start, stem_end);
+    return rc < 0 ? rc : emit_str(e, tail, tail_len, tail_start, end);
 }
 
 /* A symbol (or a connector character not between Alnums) at the current code point. */
 static int scan_symbol(norm_t *nm, emit_t *e, uint32_t *prev) {
-    uint32_t c = norm_next(nm);
+    uint32_t start = norm_src(nm), c = norm_next(nm);
     size_t run = 1;
     int rc = 0;
-    if (c == '.' || c == '-' || c == '*' || c == '`' || c == '\'')
+    if (c == '.' || c == '-' || c == '*')
         while (norm_peek(nm, 0) == c) {
             norm_next(nm);
             run++;
         }
-    uint32_t before = *prev;
+    /* A run of ` or ': each pair is one token `` or '', emitted as it completes (its offsets
+     * are its own two code points'); an odd last one is decided after the run. */
+    if (c == '`' || c == '\'')
+        while (norm_peek(nm, 0) == c) {
+            uint32_t s = norm_src(nm);
+            norm_next(nm);
+            if (++run % 2 == 0) {
+                if ((rc = emit_str(e, c == '`' ? "``" : "''", 2, start, nm->last_src + 1)) < 0) return rc;
+            } else {
+                start = s;
+            }
+        }
+    uint32_t before = *prev, end = nm->last_src + 1;
     *prev = c;
     switch (c) {
-    case '.': return run >= 2 ? emit_str(e, "...", 3) : emit_str(e, ".", 1);
-    case '-': return run >= 2 ? emit_str(e, "--", 2) : emit_str(e, "-", 1);
+    case '.': return run >= 2 ? emit_str(e, "...", 3, start, end) : emit_str(e, ".", 1, start, end);
+    case '-': return run >= 2 ? emit_str(e, "--", 2, start, end) : emit_str(e, "-", 1, start, end);
     case '*': {
         size_t n = run < TOK_MAX_TOKEN_BYTES ? run : TOK_MAX_TOKEN_BYTES;
         if ((rc = buf_reserve(e->seq, n + 1)) < 0) return rc;
         memset(e->seq->_buf + e->seq->_buf_len, '*', n);
-        return emit_scratch(e, n);
+        return emit_scratch(e, n, start, end);
     }
-    case '`':
-        for (size_t i = 0; rc == 0 && i < run / 2; i++) rc = emit_str(e, "``", 2);
-        return rc == 0 && run % 2 ? emit_str(e, "`", 1) : rc;
+    case '`': return run % 2 ? emit_str(e, "`", 1, start, end) : 0;
     case '\'':
-        for (size_t i = 0; rc == 0 && i < run / 2; i++) rc = emit_str(e, "''", 2);
-        if (rc == 0 && run % 2) {
+        if (run % 2) {
             int opening = (before == CP_NONE || before == '(' || before == '[' || before == '{' ||
                            before == '<' || before == '`') &&
                           in_chunk(norm_peek(nm, 0));
-            rc = opening ? emit_str(e, "`", 1) : emit_str(e, "'", 1);
+            rc = opening ? emit_str(e, "`", 1, start, end) : emit_str(e, "'", 1, start, end);
         }
         return rc;
     case '"': {
         int opening = before == CP_NONE || before == '(' || before == '[' || before == '{' ||
                       before == '<';
-        return opening ? emit_str(e, "``", 2) : emit_str(e, "''", 2);
+        return opening ? emit_str(e, "``", 2, start, end) : emit_str(e, "''", 2, start, end);
     }
-    default: return emit_cp(e, c);
+    default: return emit_cp(e, nm, c);
     }
 }
 
@@ -533,15 +568,16 @@ static int scan_word_kind(norm_t *nm, emit_t *e) {
         if (k == CL_CJK) { /* a chunk of its own */
             norm_next(nm);
             prev = CP_NONE;
-            if ((rc = emit_cp(e, c)) < 0) return rc;
+            if ((rc = emit_cp(e, nm, c)) < 0) return rc;
             continue;
         }
         unsigned n = prev == CP_NONE && c == '\'' ? clitic_chunk_len(nm) : 0;
         if (n) { /* the chunk is exactly 's 're 've 'll 'd or 'm */
             size_t len = 0;
+            uint32_t start = norm_src(nm);
             rc = 0;
             for (unsigned i = 0; rc == 0 && i < n; i++) rc = scratch_put(e->seq, &len, prev = norm_next(nm));
-            if (rc == 0) rc = emit_scratch(e, len);
+            if (rc == 0) rc = emit_scratch(e, len, start, nm->last_src + 1);
         } else if (k == CL_ALNUM || (c == '\'' && apostrophe_starts_word(nm))) {
             rc = scan_word(nm, e, &prev);
         } else {
@@ -561,6 +597,7 @@ void tok_seq_deinit(tok_seq_t *seq) {
     if (!seq) return;
     free(seq->ids);
     free(seq->_offs);
+    free(seq->offsets);
     free(seq->_buf);
     memset(seq, 0, sizeof *seq);
 }

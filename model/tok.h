@@ -36,13 +36,24 @@ typedef struct {
 typedef struct tok_vocab tok_vocab_t; /* opaque; read-only after load */
 
 /* The tokens of one text. Caller-owned storage, reusable across calls (tok_encode grows it).
- * Public, read-only after tok_encode: n, n_total, truncated, ids, error_offset.
- * Private: the rest. */
+ * Public, read-only after tok_encode: n, n_total, truncated, ids, offsets, error_offset.
+ * Private: the rest.
+ *
+ * offsets: token i came from the code points [offsets[2i], offsets[2i+1]) of the original text
+ * (Unicode code points, not bytes: Python's str indices; in JavaScript, indices into
+ * Array.from(text)). They cover what the token was read from before normalization: "Don't"
+ * gives "do" [0, 2) and "n't" [2, 5); a full-width "ＧＯＯＤ" gives "good" [0, 4); "…" gives
+ * "..." [i, i+1); a run "....." gives one "..." over all five; a token cut to
+ * TOK_MAX_TOKEN_BYTES keeps the span of the whole word. Tokens are in text order and do not
+ * overlap, except that two tokens made from one typographic character share it (’” reads
+ * ''' : '' [i, i+2) and ' [i+1, i+2)). Spaces and dropped characters (soft hyphen, zero-width
+ * ones) lie outside every span unless inside a word. */
 typedef struct {
     size_t n;            /* tokens kept, <= max_tokens */
     size_t n_total;      /* tokens in the whole text, before truncation */
     int truncated;       /* n_total > n */
     int32_t *ids;        /* (n) vocabulary ids; TOK_ID_UNK when a token is not in the vocab */
+    uint32_t *offsets;   /* (n, 2) [start, end) of each token in code points of the text */
     size_t error_offset; /* after -EILSEQ: byte offset of the invalid UTF-8 sequence */
     /* private */
     uint32_t *_offs;     /* (n) offsets of each token's NUL-terminated string in _buf */

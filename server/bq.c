@@ -41,6 +41,10 @@
  * (gru_forward_batch allocates, on the worker) only when a batch is larger than any before it,
  * then stays.
  *
+ * A job with a run callback (POST /v1/explain) has a list of its own per model; each of its
+ * items is a batch alone, run through the callback instead of one forward pass (counted as
+ * about N^2/2 tokens of running work), and never waits for a fuller batch.
+ *
  * Deadlines: every text must start within timeout_ms of its job's submission; one loop timer
  * watches the oldest pending texts (armed by the loop, or at a worker's request when none is
  * armed). A job with a text past its deadline fails with -ETIMEDOUT: its other pending texts are
@@ -69,6 +73,7 @@
 
 #define BQ_CLOSED ((size_t)1 << (sizeof(size_t) * 8 - 1))
 #define BQ_MODES 3 /* none, summary, full */
+#define BQ_LISTS (BQ_MODES + 1) /* per model: one per gates mode, one for items with a run callback */
 #define BQ_SCAN_FACTOR 4
 #define BQ_SHARE_MIN 4 /* texts for a second concurrent batch (the matrix kernel's row block) */
 #define BQ_SHARE_WAIT_TOKENS 1024 /* ... unless the running batches are longer than this */
@@ -90,7 +95,7 @@ struct bq_model {
     int workers;
     size_t id;
     /* Under the queue's lock. */
-    bq_list_t pending[BQ_MODES];
+    bq_list_t pending[BQ_LISTS]; /* one per gates mode, one for items with a run callback */
     size_t n_pending;    /* texts in the lists */
     bq_model_t *_prev, *_next; /* in the queue's active list while n_pending > 0 */
 };
@@ -106,6 +111,7 @@ typedef struct {
     int in_use;
     bq_model_t *model;
     gru_gates_mode_t mode;
+    bq_run_cb run;       /* NULL: one forward pass over the batch; else run(items[0]) alone */
     size_t n, tokens;
     bq_item_t **items;   /* (max_batch) */
     gru_input_t *in;     /* (max_batch) */
@@ -165,8 +171,11 @@ static int on_loop(const bq_queue_t *q) {
     return uv_thread_equal(&self, &q->loop_thread);
 }
 
-/* The pending list of a submitted item: its model and its job's gates mode. */
-static bq_list_t *list_of(const bq_item_t *it) { return &it->model->pending[it->_job->gates]; }
+/* The pending list of a submitted item: its model and its job's gates mode, or its model's
+ * list of items that run alone (a job with a run callback). */
+static bq_list_t *list_of(const bq_item_t *it) {
+    return &it->model->pending[it->_job->run ? BQ_MODES : (size_t)it->_job->gates];
+}
 
 static void list_push(bq_queue_t *q, bq_list_t *l, bq_item_t *it) {
     bq_model_t *m = l->owner;
@@ -256,7 +265,7 @@ static void on_deadline(uv_timer_t *t);
 static void arm_deadline(bq_queue_t *q) {
     uint64_t first = UINT64_MAX;
     for (bq_model_t *m = q->active; m; m = m->_next)
-        for (int k = 0; k < BQ_MODES; k++)
+        for (int k = 0; k < BQ_LISTS; k++)
             if (m->pending[k].head && m->pending[k].head->_job->_deadline_ns < first)
                 first = m->pending[k].head->_job->_deadline_ns;
     q->deadline_armed = first != UINT64_MAX;
@@ -273,7 +282,7 @@ static void on_deadline(uv_timer_t *t) {
     for (;;) {
         bq_job_t *late = NULL;
         for (bq_model_t *m = q->active; m && !late; m = m->_next)
-            for (int k = 0; k < BQ_MODES && !late; k++)
+            for (int k = 0; k < BQ_LISTS && !late; k++)
                 if (m->pending[k].head && m->pending[k].head->_job->_deadline_ns <= now)
                     late = m->pending[k].head->_job;
         if (!late) break;
@@ -297,7 +306,9 @@ static int cand_cmp(const void *a, const void *b) {
 static void batch_fill(bq_queue_t *q, bq_list_t *l, bq_batch_t *b) {
     const size_t max_b = q->opt.max_batch, max_t = q->opt.max_batch_tokens;
     b->n = b->tokens = 0;
-    if (l->count <= max_b && l->tokens <= max_t) {
+    if (b->run) {
+        b->items[b->n++] = l->head; /* an item with its own run goes alone */
+    } else if (l->count <= max_b && l->tokens <= max_t) {
         for (bq_item_t *it = l->head; it; it = it->_next) b->items[b->n++] = it;
     } else {
         /* The oldest text, then the closest lengths among the next ones. */
@@ -320,6 +331,7 @@ static void batch_fill(bq_queue_t *q, bq_list_t *l, bq_batch_t *b) {
         b->out[i] = (gru_output_t){it->probs, it->gates, it->trajectory};
         b->tokens += it->len;
     }
+    if (b->run) b->tokens += b->tokens * b->tokens / 2; /* an explanation's work: ~N^2/2 tokens */
 }
 
 static void on_delay(uv_timer_t *t);
@@ -333,7 +345,7 @@ static bq_batch_t *schedule(bq_queue_t *q, bq_batch_t *self, int *wake_loop) {
     while (q->busy < q->opt.workers) {
         bq_list_t *l = NULL;
         for (bq_model_t *m = q->active; m; m = m->_next)
-            for (int k = 0; k < BQ_MODES; k++)
+            for (int k = 0; k < BQ_LISTS; k++)
                 if (m->pending[k].head &&
                     (!l || m->pending[k].head->_job->t_submit_ns < l->head->_job->t_submit_ns))
                     l = &m->pending[k];
@@ -345,7 +357,8 @@ static bq_batch_t *schedule(bq_queue_t *q, bq_batch_t *self, int *wake_loop) {
         if (q->busy > 0 && l->count < BQ_SHARE_MIN && l->tokens < q->opt.max_batch_tokens &&
             q->running_tokens <= BQ_SHARE_WAIT_TOKENS)
             break;
-        if (q->delay_us > 0 && l->count < q->opt.max_batch && l->tokens < q->opt.max_batch_tokens) {
+        if (q->delay_us > 0 && !l->head->_job->run && l->count < q->opt.max_batch &&
+            l->tokens < q->opt.max_batch_tokens) {
             uint64_t due = l->head->_job->t_submit_ns + q->delay_us * 1000u, now = srv_now_ns();
             if (now < due) {
                 if (loop) uv_timer_start(&q->delay_timer, on_delay, ms_until(due, now), 0);
@@ -359,6 +372,7 @@ static bq_batch_t *schedule(bq_queue_t *q, bq_batch_t *self, int *wake_loop) {
         SRV_ASSERT(b);
         b->model = l->head->model;
         b->mode = l->head->_job->gates;
+        b->run = l->head->_job->run;
         batch_fill(q, l, b);
         uint64_t now = srv_now_ns();
         for (size_t i = 0; q->opt.on_wait && i < b->n; i++)
@@ -457,12 +471,13 @@ static void worker_main(void *arg) {
     uv_sem_wait(&b->go);
     while (!atomic_load(&q->stop)) {
         b->t_start = srv_now_ns();
-        b->rc = gru_forward_batch(b->model->ctx[b->index], b->in, b->out, b->n, b->mode);
+        if (b->run) b->rc = b->run(b->model->ctx[b->index], b->items[0]);
+        else b->rc = gru_forward_batch(b->model->ctx[b->index], b->in, b->out, b->n, b->mode);
         b->t_end = srv_now_ns();
         bq_done_list_t d = {NULL, NULL};
         int wake = 0;
         uv_mutex_lock(&q->lock);
-        if (q->opt.on_batch)
+        if (q->opt.on_batch && !b->run)
             q->opt.on_batch(q->opt.observer_data, b->model->id, b->n, b->tokens, b->t_end - b->t_start);
         batch_finish(q, b, &d);
         bq_batch_t *next = schedule(q, b, &wake);
@@ -567,7 +582,7 @@ int bq_model_new(bq_model_t **out, gru_model_t *model, int workers, size_t id) {
     m->model = model;
     m->workers = workers;
     m->id = id;
-    for (int k = 0; k < BQ_MODES; k++) m->pending[k].owner = m;
+    for (int k = 0; k < BQ_LISTS; k++) m->pending[k].owner = m;
     for (int w = 0; w < workers; w++) {
         int rc = gru_ctx_new(&m->ctx[w], model);
         if (rc < 0) {
@@ -616,7 +631,7 @@ void bq_cancel(bq_queue_t *q) {
     take_submitted(q, &d); /* what was pushed fails at once */
     while (q->active) { /* each pass empties the first model's lists, which unlinks it */
         bq_model_t *m = q->active;
-        for (int k = 0; k < BQ_MODES; k++)
+        for (int k = 0; k < BQ_LISTS; k++)
             while (m->pending[k].head) job_fail(q, m->pending[k].head->_job, -ECANCELED, &d);
     }
     arm_deadline(q);

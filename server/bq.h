@@ -45,6 +45,12 @@ typedef struct bq_queue bq_queue_t; /* opaque */
 typedef struct bq_model bq_model_t; /* opaque: a model and its worker contexts */
 typedef struct bq_job bq_job_t;
 typedef void (*bq_done_cb)(bq_job_t *job);
+struct bq_item;
+/* Runs one item alone on a worker with that worker's context for the job's model (for work
+ * that is several forward passes of its own, such as an explanation). Returns 0 or a negative
+ * errno (the job then fails with it). Worker thread, outside the queue's lock: may touch only
+ * the item and what its data points to. */
+typedef int (*bq_run_cb)(gru_ctx_t *ctx, struct bq_item *item);
 
 /* One text of a job. Public: set by the submitter. Private: the rest. */
 typedef struct bq_item {
@@ -55,6 +61,7 @@ typedef struct bq_item {
     float *probs;       /* (C) written by a worker */
     float *gates;       /* gru_gates_floats(cfg, job->gates, len) floats, or NULL */
     float *trajectory;  /* (len, C) or NULL */
+    void *data;         /* for the job's run callback, if it has one */
     /* private */
     bq_job_t *_job;
     struct bq_item *_prev, *_next; /* in a pending list */
@@ -67,6 +74,8 @@ struct bq_job {
     bq_item_t *items;        /* (n_items) */
     size_t n_items;
     bq_done_cb done;         /* called once, on a worker or the loop thread */
+    bq_run_cb run;           /* NULL: its items are texts, batched with others'; else each item
+                                runs alone through run() (not counted by on_batch) */
     void *data;              /* for the submitter */
     /* public, read-only in done */
     int status;              /* 0; -ETIMEDOUT (deadline passed in the queue); -ECANCELED

@@ -85,6 +85,11 @@ static const cfg_entry_t static_configs[] = {
     INT_CFG("max-queue", max_queue, 1, 1 << 22, "2048",
             "most texts waiting for a worker; beyond it requests get 429"),
     INT_CFG("max-texts", max_texts, 1, 1 << 16, "256", "most texts in one request"),
+    INT_CFG("explain-max-tokens", explain_max_tokens, 1, 512, "128",
+            "most tokens of a text POST /v1/explain takes (its cost and a worker's scratch memory "
+            "grow with the square: N leave-one-out variants of N-1 tokens, run as one batch); "
+            "longer texts get 422 unless \"truncate\": true"),
+    INT_CFG("explain-max-texts", explain_max_texts, 1, 1 << 16, "16", "most texts in one POST /v1/explain"),
     INT_CFG("timeout-ms", timeout_ms, 1, 3600000, "10000",
             "deadline of a request in the queue; a text still waiting then gets 504"),
     INT_CFG("body-max-bytes", body_max_bytes, 64, 1 << 30, "1048576", "largest request body (413 beyond)"),

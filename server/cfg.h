@@ -51,6 +51,8 @@ typedef struct {
     int max_delay_us;
     int max_queue;
     int max_texts;
+    int explain_max_tokens;
+    int explain_max_texts;
     int timeout_ms;
     int body_max_bytes;
     int max_result_mb;

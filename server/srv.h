@@ -11,6 +11,8 @@
  *   srv_route.c    the route table (srv_routes.def) and path matching
  *   srv_handlers.c the routes answered from memory (health, models, metrics, page, ...)
  *   srv_infer.c    the inference hand-off: texts to tokens to a queued job, and the answer
+ *   srv_explain.c  POST /v1/explain (leave-one-out and edits, one queued item per text) and
+ *                  POST /v1/tokenize
  *   srv_log.c      JSON lines on stderr;  srv_metrics.c  /metrics;  srv_util.c  clock, assert
  *   srv_trace.c    X-Request-Id and traceparent;  srv_keys.c  --api-key-file
  */
@@ -200,6 +202,7 @@ struct srv_request {
     float *probs;
     bq_job_t job;
     int submitted;          /* handed to the queue (counted in s->answering) */
+    struct srv_explain *explain; /* POST /v1/explain's own state (srv_explain.c), or NULL */
 };
 
 /* An extra response header. */
@@ -237,6 +240,23 @@ const srv_model_t *srv_path_model(srv_request_t *r, api_error_t *err);
  * queue's error). release: frees what the hand-off allocated in r (srv_http_on_completed). */
 srv_outcome_t srv_infer_answer(srv_request_t *r, api_error_t *err);
 void srv_infer_release(srv_request_t *r);
+/* The steps of an inference route, shared with srv_explain.c (HTTP thread; each returns
+ * SRV_CONTINUE or SRV_FAILED with *err, enqueue SRV_SUSPENDED): parse the body as kind (the
+ * body's bytes are freed); pick r->model from the request's "model" (or r->routed: by each
+ * text's language); tokenize every text into r->seqs (r->n texts) with its model
+ * (r->items[i].model); hand r->items to the queue as one job (run: bq_job_t.run). respond:
+ * the 200 answer with the queue and inference time headers (body is freed). */
+srv_outcome_t srv_infer_parse(srv_request_t *r, api_request_kind_t kind, api_error_t *err);
+srv_outcome_t srv_infer_model(srv_request_t *r, api_error_t *err);
+/* The model of text i of r (set by srv_infer_tokenize: the request's, or its language's). */
+const srv_model_t *srv_item_model(const srv_request_t *r, size_t i);
+srv_outcome_t srv_infer_tokenize(srv_request_t *r, api_error_t *err);
+srv_outcome_t srv_infer_enqueue(srv_request_t *r, bq_run_cb run, api_error_t *err);
+srv_outcome_t srv_infer_respond(srv_request_t *r, char *body, size_t len);
+/* srv_explain.c. answer: encodes a finished explanation (from srv_infer_answer). release:
+ * frees r->explain (from srv_infer_release; NULL is fine). */
+srv_outcome_t srv_explain_answer(srv_request_t *r, api_error_t *err);
+void srv_explain_release(srv_request_t *r);
 
 /* srv_conn.c: libmicrohttpd's connection notifications (HTTP threads), and the sweep (loop
  * thread, every SRV_SWEEP_MS): shuts down the sockets of connections that have not delivered a

@@ -47,9 +47,8 @@ static void on_job_done(bq_job_t *job) {
     MHD_resume_connection(r->conn);
 }
 
-/* The model of item i (set by tokenize): the model of the request's set whose contexts it names. */
-static const srv_model_t *item_model(const srv_request_t *r, size_t i) {
-    for (size_t k = 0; k < r->set->n; k++)
+const srv_model_t *srv_item_model(const srv_request_t *r, size_t i) {
+    for (size_t k = 0; k < r->set->n; k++) /* the model of the request's set whose contexts it names */
         if (r->set->models[k]->bqm == r->items[i].model) return r->set->models[k];
     SRV_ASSERT(!"an item's model is in its request's set");
     return NULL;
@@ -58,7 +57,7 @@ static const srv_model_t *item_model(const srv_request_t *r, size_t i) {
 /* Step 2: each text's model (r->model, or the model of its language when r->routed) into
  * r->items[i].model, and its token ids (r->seqs), counting r->tokens. When every text went to
  * one model, r->model becomes it. */
-static srv_outcome_t tokenize(srv_request_t *r, api_error_t *err) {
+srv_outcome_t srv_infer_tokenize(srv_request_t *r, api_error_t *err) {
     const size_t n = r->n;
     if (n == 1) {
         r->seqs = &r->seq1;
@@ -90,9 +89,9 @@ static srv_outcome_t tokenize(srv_request_t *r, api_error_t *err) {
         r->tokens += seq->n;
     }
     if (r->routed) {
-        r->model = item_model(r, 0);
+        r->model = srv_item_model(r, 0);
         for (size_t i = 1; i < n && r->model; i++)
-            if (item_model(r, i) != r->model) r->model = NULL;
+            if (srv_item_model(r, i) != r->model) r->model = NULL;
     }
     return SRV_CONTINUE;
 }
@@ -103,7 +102,7 @@ static srv_outcome_t layout(srv_request_t *r, api_error_t *err) {
     const gru_gates_mode_t mode = r->req.gates;
     size_t floats = 0, n_probs = 0;
     for (size_t i = 0; i < n; i++) {
-        const gru_config_t *c = item_model(r, i)->cfg;
+        const gru_config_t *c = srv_item_model(r, i)->cfg;
         const size_t C = (size_t)c->num_labels;
         const int traj = r->req.trajectory && !c->bidirectional;
         n_probs += C;
@@ -121,7 +120,7 @@ static srv_outcome_t layout(srv_request_t *r, api_error_t *err) {
     r->probs = p;
     p += n_probs;
     for (size_t i = 0; i < n; i++) {
-        const gru_config_t *c = item_model(r, i)->cfg;
+        const gru_config_t *c = srv_item_model(r, i)->cfg;
         const size_t C = (size_t)c->num_labels;
         const int traj = r->req.trajectory && !c->bidirectional;
         bq_item_t *it = &r->items[i];
@@ -144,9 +143,10 @@ static srv_outcome_t layout(srv_request_t *r, api_error_t *err) {
 }
 
 /* Step 4: reserve, suspend, submit. */
-static srv_outcome_t enqueue(srv_request_t *r, api_error_t *err) {
+srv_outcome_t srv_infer_enqueue(srv_request_t *r, bq_run_cb run, api_error_t *err) {
     srv_t *s = r->s;
-    r->job = (bq_job_t){.gates = r->req.gates, .items = r->items, .n_items = r->n, .done = on_job_done, .data = r};
+    r->job = (bq_job_t){.gates = r->req.gates, .items = r->items, .n_items = r->n, .done = on_job_done, .run = run,
+                        .data = r};
     int rc = bq_reserve(s->bq, r->n);
     if (rc == -EAGAIN)
         return SRV_FAIL(err, API_ERR_QUEUE_FULL, "the queue is full (%d texts); retry shortly", s->cfg.max_queue);
@@ -164,16 +164,18 @@ static srv_outcome_t enqueue(srv_request_t *r, api_error_t *err) {
 /* Steps 2-4 for r->model (or each text's language, when r->routed) and the parsed r->req. */
 static srv_outcome_t submit(srv_request_t *r, api_error_t *err) {
     r->n = r->req.n_texts;
-    srv_outcome_t o = tokenize(r, err);
+    srv_outcome_t o = srv_infer_tokenize(r, err);
     if (o == SRV_CONTINUE) o = layout(r, err);
-    if (o == SRV_CONTINUE) o = enqueue(r, err);
+    if (o == SRV_CONTINUE) o = srv_infer_enqueue(r, NULL, err);
     return o;
 }
 
 /* Step 1: parses the body of an inference route; the body's bytes are freed (the texts now
  * live in the parsed document). */
-static srv_outcome_t parse_body(srv_request_t *r, api_request_kind_t kind, api_error_t *err) {
+srv_outcome_t srv_infer_parse(srv_request_t *r, api_request_kind_t kind, api_error_t *err) {
     api_limits_t lim = {(size_t)r->s->cfg.max_texts};
+    if (kind == API_REQ_EXPLAIN && r->s->cfg.explain_max_texts < r->s->cfg.max_texts)
+        lim.max_texts = (size_t)r->s->cfg.explain_max_texts;
     int rc = api_request_parse(&r->req, kind, r->body, r->body_len, &lim, err);
     free(r->body);
     r->body = NULL;
@@ -181,10 +183,7 @@ static srv_outcome_t parse_body(srv_request_t *r, api_request_kind_t kind, api_e
     return rc < 0 ? SRV_FAILED : SRV_CONTINUE;
 }
 
-srv_outcome_t srv_h_sentiment(srv_request_t *r, api_error_t *err) {
-    srv_outcome_t o = srv_require_ready(r, err);
-    if (o == SRV_CONTINUE) o = parse_body(r, API_REQ_SENTIMENT, err);
-    if (o != SRV_CONTINUE) return o;
+srv_outcome_t srv_infer_model(srv_request_t *r, api_error_t *err) {
     r->model = NULL;
     r->routed = !r->req.model || !strcmp(r->req.model, SRV_MODEL_AUTO);
     if (!r->routed) {
@@ -195,12 +194,19 @@ srv_outcome_t srv_h_sentiment(srv_request_t *r, api_error_t *err) {
             return SRV_FAIL(err, API_ERR_MODEL_NOT_FOUND, "no model called \"%s\" (GET /v1/models lists them)", q);
         }
     }
-    return submit(r, err);
+    return SRV_CONTINUE;
+}
+
+srv_outcome_t srv_h_sentiment(srv_request_t *r, api_error_t *err) {
+    srv_outcome_t o = srv_require_ready(r, err);
+    if (o == SRV_CONTINUE) o = srv_infer_parse(r, API_REQ_SENTIMENT, err);
+    if (o == SRV_CONTINUE) o = srv_infer_model(r, err);
+    return o == SRV_CONTINUE ? submit(r, err) : o;
 }
 
 srv_outcome_t srv_h_v2_infer(srv_request_t *r, api_error_t *err) {
     if (!(r->model = srv_path_model(r, err))) return SRV_FAILED;
-    srv_outcome_t o = parse_body(r, API_REQ_KSERVE_INFER, err);
+    srv_outcome_t o = srv_infer_parse(r, API_REQ_KSERVE_INFER, err);
     return o == SRV_CONTINUE ? submit(r, err) : o;
 }
 
@@ -210,6 +216,7 @@ srv_outcome_t srv_infer_answer(srv_request_t *r, api_error_t *err) {
         return SRV_FAIL(err, API_ERR_TIMEOUT, "no worker took the request within %d ms", r->s->cfg.timeout_ms);
     if (job->status == -ECANCELED) return SRV_FAIL(err, API_ERR_DRAINING, "the server is shutting down");
     if (job->status < 0) return SRV_FAIL(err, api_err_from_errno(job->status), "inference failed");
+    if (r->req.kind == API_REQ_EXPLAIN) return srv_explain_answer(r, err);
     size_t len;
     char *body;
     if (r->req.kind == API_REQ_KSERVE_INFER) {
@@ -218,12 +225,18 @@ srv_outcome_t srv_infer_answer(srv_request_t *r, api_error_t *err) {
         api_result_t one, *res = r->n == 1 ? &one : calloc(r->n, sizeof *res);
         if (!res) return SRV_FAIL(err, API_ERR_OUT_OF_MEMORY, "out of memory while encoding the response");
         for (size_t i = 0; i < r->n; i++)
-            res[i] = (api_result_t){item_model(r, i)->cfg, &r->seqs[i], r->items[i].probs, r->req.gates,
-                                    r->items[i].gates, r->items[i].trajectory, item_model(r, i)->version};
+            res[i] = (api_result_t){srv_item_model(r, i)->cfg, &r->seqs[i], r->items[i].probs, r->req.gates,
+                                    r->items[i].gates, r->items[i].trajectory, r->req.offsets,
+                                    srv_item_model(r, i)->version};
         body = api_sentiment_body(res, r->n, r->req.single, &len);
         if (res != &one) free(res);
     }
     if (!body) return SRV_FAIL(err, API_ERR_OUT_OF_MEMORY, "out of memory while encoding the response");
+    return srv_infer_respond(r, body, len);
+}
+
+srv_outcome_t srv_infer_respond(srv_request_t *r, char *body, size_t len) {
+    const bq_job_t *job = &r->job;
     char qt[24], it[24];
     u64_text(qt, (job->t_start_ns - job->t_submit_ns) / 1000);
     u64_text(it, (job->t_end_ns - job->t_start_ns) / 1000);
@@ -232,6 +245,7 @@ srv_outcome_t srv_infer_answer(srv_request_t *r, api_error_t *err) {
 }
 
 void srv_infer_release(srv_request_t *r) {
+    srv_explain_release(r);
     for (size_t i = 0; r->seqs && i < r->n; i++) tok_seq_deinit(&r->seqs[i]);
     if (r->seqs != &r->seq1) free(r->seqs);
     if (r->items != &r->item1) free(r->items);

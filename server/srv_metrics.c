@@ -32,6 +32,7 @@ void srv_metrics_init(srv_metrics_t *m) {
         hist_init(&m->latency[r], latency_bounds, sizeof latency_bounds / sizeof *latency_bounds);
     hist_init(&m->queue_wait, latency_bounds, sizeof latency_bounds / sizeof *latency_bounds);
     hist_init(&m->compute, latency_bounds, sizeof latency_bounds / sizeof *latency_bounds);
+    hist_init(&m->explain_compute, latency_bounds, sizeof latency_bounds / sizeof *latency_bounds);
     hist_init(&m->batch_size, size_bounds, sizeof size_bounds / sizeof *size_bounds);
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
@@ -103,6 +104,14 @@ int srv_metrics_key_slot(srv_metrics_t *m, const char *name) {
 void srv_metrics_key_request(srv_metrics_t *m, int slot) {
     if (slot >= 0 && slot < SRV_METRICS_MAX_KEYS)
         atomic_fetch_add_explicit(&m->key_requests[slot], 1, memory_order_relaxed);
+}
+
+void srv_metrics_explain(srv_metrics_t *m, size_t model, size_t variants, size_t tokens, double seconds) {
+    if (model >= SRV_METRICS_MAX_MODELS) model = SRV_METRICS_MAX_MODELS - 1;
+    atomic_fetch_add_explicit(&m->explain_texts[model], 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&m->explain_variants[model], variants, memory_order_relaxed);
+    atomic_fetch_add_explicit(&m->explain_tokens[model], tokens, memory_order_relaxed);
+    srv_hist_observe(&m->explain_compute, seconds);
 }
 
 void srv_metrics_label_escape(char *out, size_t cap, const char *s) {
@@ -237,6 +246,15 @@ char *srv_metrics_render(srv_metrics_t *m, const srv_metrics_gauges_t *g, size_t
 
     model_counter(&b, "gru_texts_total", "Texts classified.", m->texts, m);
     model_counter(&b, "gru_tokens_total", "Tokens run through the GRU.", m->tokens, m);
+    model_counter(&b, "gru_explain_texts_total", "Texts explained (POST /v1/explain; not in gru_texts_total).",
+                  m->explain_texts, m);
+    model_counter(&b, "gru_explain_variants_total", "Leave-one-out and edited variants classified for explanations.",
+                  m->explain_variants, m);
+    model_counter(&b, "gru_explain_tokens_total", "Tokens run through the GRU for explanations (after prefix reuse).",
+                  m->explain_tokens, m);
+    sb_printf(&b, "# HELP gru_explain_compute_seconds Worker time per explained text.\n"
+                  "# TYPE gru_explain_compute_seconds histogram\n");
+    hist_render(&b, "gru_explain_compute_seconds", "", &m->explain_compute);
     model_counter(&b, "gru_batches_total", "Batched forward passes.", m->batches, m);
     const size_t n_keys = atomic_load_explicit(&m->n_key_names, memory_order_acquire);
     if (n_keys) {

@@ -52,6 +52,11 @@ typedef struct {
     atomic_size_t n_key_names;
     atomic_uint_fast64_t key_requests[SRV_METRICS_MAX_KEYS];
     atomic_flag names_lock;               /* taken by the slot functions only */
+    /* POST /v1/explain's work, apart from the counters above */
+    atomic_uint_fast64_t explain_texts[SRV_METRICS_MAX_MODELS];
+    atomic_uint_fast64_t explain_variants[SRV_METRICS_MAX_MODELS];
+    atomic_uint_fast64_t explain_tokens[SRV_METRICS_MAX_MODELS];
+    srv_hist_t explain_compute;           /* seconds, per explained text */
     double start_time;                    /* unix seconds */
 } srv_metrics_t;
 
@@ -80,6 +85,8 @@ int srv_metrics_model_slot(srv_metrics_t *m, const char *name);
 int srv_metrics_key_slot(srv_metrics_t *m, const char *name);
 void srv_metrics_key_request(srv_metrics_t *m, int slot);
 void srv_metrics_wait(srv_metrics_t *m, double seconds);
+/* One explained text: its variants (leave-one-out and edits) and the tokens run for them. */
+void srv_metrics_explain(srv_metrics_t *m, size_t model, size_t variants, size_t tokens, double seconds);
 void srv_hist_observe(srv_hist_t *h, double x);
 
 /* The labels of a model's gru_model_info series (tokenizer="word",hidden_size="128",...) for

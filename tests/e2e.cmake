@@ -43,3 +43,5 @@ gru_add_e2e_test(e2e_drain test_drain.py 2 2)
 gru_add_e2e_test(e2e_trace test_trace.py 2 1)
 gru_add_e2e_test(e2e_keys test_keys.py 2 1)
 gru_add_e2e_test(e2e_reload test_reload.py 2 2)
+# POST /v1/explain and /v1/tokenize: parity of every variant with /v1/sentiment, offsets, limits.
+gru_add_e2e_test(e2e_explain test_explain.py 2 1)

@@ -13,6 +13,8 @@
  *
  *     OPENBLAS_NUM_THREADS=1 gru-bench --threads 1        # single-thread comparison
  *     gru-bench --no-torch --quick
+ *
+ * --explain prints the cost of an exact leave-one-out explanation instead (bench_explain).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -23,6 +25,7 @@
 
 #include <cblas.h>
 
+#include "explain.h"
 #include "gru.h"
 #include "tool_options.h"
 
@@ -85,6 +88,74 @@ static void run_sgemm(void *p) {
                 s->c, s->n);
 }
 
+/* ---- --explain: leave-one-out cost ---- */
+
+typedef struct {
+    gru_ctx_t *ctx;
+    gru_input_t *text, *variants;
+    gru_output_t *text_out, *var_out;
+    size_t n;
+} explain_arg_t;
+
+static void run_explain(void *p) {
+    explain_arg_t *a = p;
+    if (gru_explain_run(a->ctx, a->text, a->text_out, GRU_GATES_NONE, a->variants, a->var_out, a->n, NULL) < 0)
+        abort();
+}
+
+/* N independent forward passes, one per edited text (how a client without the engine's help
+ * would explain). */
+static void run_naive(void *p) {
+    fwd_arg_t *a = p;
+    for (size_t i = 0; i < a->n; i++)
+        if (gru_forward_batch(a->ctx, &a->in[i], &a->out[i], 1, a->mode) < 0) abort();
+}
+
+/* For texts of N = 8, 16, 32, 64 tokens at H = 128 (E = 128, V = 20000, 1 layer, random
+ * weights): microseconds for one plain forward pass, for the whole leave-one-out explanation
+ * with prefix reuse (gru_explain_run: the text plus its N variants), for the N variants in
+ * full in one batch (what bidirectional models do), and for N independent forward passes. */
+static int bench_explain(double min_time) {
+    gru_config_t cfg = {.vocab_size = 20000, .embedding_dim = 128, .hidden_size = 128, .num_layers = 1,
+                        .bidirectional = 0, .num_labels = 2};
+    gru_model_t *m;
+    gru_ctx_t *ctx;
+    const gru_load_options_t load = tool_load_options();
+    if (gru_model_new_random(&m, &cfg, 1, &load) < 0 || gru_ctx_new(&ctx, m) < 0) return 2;
+    printf("gru-bench --explain: leave-one-out of one text, H=128 E=128 V=20000 L=1, random weights, 1 thread\n");
+    printf("%4s %10s %12s %9s %14s %10s %14s %14s\n", "N", "plain us", "explain us", "x plain", "full batch us",
+           "naive us", "naive/explain", "steps run/full");
+    static const size_t Ns[] = {8, 16, 32, 64};
+    for (size_t k = 0; k < sizeof Ns / sizeof Ns[0]; k++) {
+        const size_t N = Ns[k];
+        int32_t *ids = malloc(N * sizeof *ids), *buf = malloc(N * (N - 1) * sizeof *buf);
+        gru_input_t *var = malloc(N * sizeof *var);
+        gru_output_t *vout = malloc(N * sizeof *vout);
+        float *probs = malloc((N + 1) * 2 * sizeof *probs);
+        if (!ids || !buf || !var || !vout || !probs) return 2;
+        for (size_t i = 0; i < N; i++) ids[i] = 2 + (int32_t)((unsigned)i * 2654435761u % 19998u);
+        gru_explain_loo_variants(ids, N, buf, var);
+        for (size_t i = 0; i < N; i++) vout[i] = (gru_output_t){probs + 2 * (i + 1), NULL, NULL};
+        gru_input_t text = {ids, N};
+        gru_output_t text_out = {probs, NULL, NULL};
+        fwd_arg_t plain = {ctx, &text, &text_out, 1, GRU_GATES_NONE};
+        fwd_arg_t full = {ctx, var, vout, N, GRU_GATES_NONE};
+        explain_arg_t ex = {ctx, &text, var, &text_out, vout, N};
+        gru_explain_stats_t st;
+        if (gru_explain_run(ctx, &text, &text_out, GRU_GATES_NONE, var, vout, N, &st) < 0) return 2;
+        double t_plain = median_time(run_forward, &plain, min_time) * 1e6;
+        double t_explain = median_time(run_explain, &ex, min_time) * 1e6;
+        double t_full = median_time(run_forward, &full, min_time) * 1e6 + t_plain;
+        double t_naive = median_time(run_naive, &full, min_time) * 1e6 + t_plain;
+        printf("%4zu %10.1f %12.1f %8.1fx %14.1f %10.1f %13.1fx %8zu/%zu\n", N, t_plain, t_explain, t_explain / t_plain,
+               t_full, t_naive, t_naive / t_explain, st.tokens, st.tokens_full);
+        free(ids), free(buf), free(var), free(vout), free(probs);
+    }
+    gru_ctx_free(ctx);
+    gru_model_free(m);
+    return 0;
+}
+
 #define MAX_ROWS 64
 
 typedef struct {
@@ -97,11 +168,12 @@ int main(int argc, char **argv) {
     static const struct option opts[] = {{"threads", required_argument, NULL, 'j'},
                                          {"no-torch", no_argument, NULL, 'n'},
                                          {"quick", no_argument, NULL, 'q'},
+                                         {"explain", no_argument, NULL, 'x'},
                                          {"help", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
-    int threads = 1, use_torch = 1, opt;
+    int threads = 1, use_torch = 1, explain = 0, opt;
     double min_time = 0.5;
-    while ((opt = getopt_long(argc, argv, "j:nqh", opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "j:nqxh", opts, NULL)) != -1) {
         switch (opt) {
         case 'j':
             threads = atoi(optarg);
@@ -112,13 +184,15 @@ int main(int argc, char **argv) {
             break;
         case 'n': use_torch = 0; break;
         case 'q': min_time = 0.15; break;
+        case 'x': explain = 1; break;
         case 'h':
-            printf("usage: gru-bench [--threads N] [--no-torch] [--quick]\n");
+            printf("usage: gru-bench [--threads N] [--no-torch] [--quick] [--explain]\n");
             return 0;
         default: return 2;
         }
     }
     openblas_set_num_threads(threads);
+    if (explain) return bench_explain(min_time);
 
     /* The machine's sgemm ceiling. */
     sgemm_arg_t sg = {malloc(512 * 512 * sizeof(float)), malloc(512 * 512 * sizeof(float)),

@@ -93,7 +93,7 @@ static int run_batch(gru_ctx_t *ctx, const gru_model_t *m, item_t *items, size_t
             failed++;
         } else { /* the server's writer: the same bytes as POST /v1/sentiment's answer */
             gru_output_t *o = &out[map[i]];
-            api_result_t r = {c, &it->seq, o->probs, mode, o->gates, o->trajectory, gru_model_version(m)};
+            api_result_t r = {c, &it->seq, o->probs, mode, o->gates, o->trajectory, 0, gru_model_version(m)};
             line = api_sentiment_body(&r, 1, 1, &len);
         }
         if (!line) {

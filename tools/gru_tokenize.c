@@ -1,9 +1,10 @@
 /* gru_tokenize.c - command-line front end of the C tokenizer (model/tok.h).
  *
- *     gru-tokenize [--kind word|char] [--no-lowercase] [--vocab FILE] < lines
+ *     gru-tokenize [--kind word|char] [--no-lowercase] [--vocab FILE] [--offsets] < lines
  *
  * Reads stdin line by line (LF ends a line; a final line without LF counts) and prints, for each
- * line, its tokens separated by one space, or with --vocab their ids. A line that is not valid
+ * line, its tokens separated by one space, or with --vocab their ids; --offsets appends each
+ * token's code point span in the line as @start:end. A line that is not valid
  * UTF-8 prints "ERROR <byte offset>". No truncation: every token is printed. The output is the
  * same as that of `python3 tools/gru_tokenizer.py` with the same options (tests/tok_agree.py).
  * Exit status: 0, 1 on a runtime error (vocab, memory, output), 2 on bad usage.
@@ -17,18 +18,20 @@
 #include "tok.h"
 
 static void usage(FILE *f) {
-    fputs("usage: gru-tokenize [--kind word|char] [--no-lowercase] [--vocab FILE]\n"
-          "Reads stdin lines, prints each line's tokens (or ids with --vocab) space-separated;\n"
+    fputs("usage: gru-tokenize [--kind word|char] [--no-lowercase] [--vocab FILE] [--offsets]\n"
+          "Reads stdin lines, prints each line's tokens (or ids with --vocab) space-separated,\n"
+          "with --offsets each followed by @start:end (code points of the line);\n"
           "a line that is not valid UTF-8 prints ERROR <byte offset>.\n",
           f);
 }
 
 /* Prints the tokens (or ids) of seq as one line. */
-static void print_seq(const tok_seq_t *seq, int ids) {
+static void print_seq(const tok_seq_t *seq, int ids, int offsets) {
     for (size_t i = 0; i < seq->n; i++) {
         if (i) putchar(' ');
         if (ids) printf("%d", (int)seq->ids[i]);
         else fputs(tok_seq_token(seq, i), stdout);
+        if (offsets) printf("@%u:%u", (unsigned)seq->offsets[2 * i], (unsigned)seq->offsets[2 * i + 1]);
     }
     putchar('\n');
 }
@@ -36,6 +39,7 @@ static void print_seq(const tok_seq_t *seq, int ids) {
 int main(int argc, char **argv) {
     tok_config_t cfg = {TOK_KIND_WORD, 1, SIZE_MAX};
     const char *vocab_path = NULL;
+    int offsets = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--kind") == 0 && i + 1 < argc) {
             const char *k = argv[++i];
@@ -45,6 +49,8 @@ int main(int argc, char **argv) {
                 fprintf(stderr, "gru-tokenize: unknown kind '%s'\n", k);
                 return 2;
             }
+        } else if (strcmp(argv[i], "--offsets") == 0) {
+            offsets = 1;
         } else if (strcmp(argv[i], "--no-lowercase") == 0) {
             cfg.lowercase = 0;
         } else if (strcmp(argv[i], "--vocab") == 0 && i + 1 < argc) {
@@ -84,7 +90,7 @@ int main(int argc, char **argv) {
             status = 1;
             break;
         } else {
-            print_seq(&seq, vocab != NULL);
+            print_seq(&seq, vocab != NULL, offsets);
         }
     }
     if (fflush(stdout) != 0 || ferror(stdout)) {

@@ -120,8 +120,8 @@ function request(port, method, p, body, headers) {
     req.end();
   });
 }
-async function apiJson(port, body) {
-  const r = await request(port, 'POST', '/v1/sentiment', body);
+async function apiJson(port, body, route) {
+  const r = await request(port, 'POST', route || '/v1/sentiment', body);
   return JSON.parse(r.body.toString('utf8'));
 }
 async function waitReady(port) {
@@ -174,6 +174,44 @@ async function checkResult(page, port, text, model, tag) {
       tag + ': the trajectory is drawn, one line per label through every token', lines.map((l) => l.n));
   }
   return api;
+}
+
+/* The attributions of an analyzed text against POST /v1/explain: the signed row under the
+ * heatmap, the top tokens in words, the original text highlighted by offsets, and a click on a
+ * token drawing the trajectory without it. */
+async function checkExplain(page, port, text, model, tag, withoutWord) {
+  await page.waitForFunction(() => document.body.dataset.explain !== 'loading', null, { timeout: TIMEOUT });
+  const ex = await apiJson(port, { text, model, gates: 'none', trajectory: true, truncate: true }, '/v1/explain');
+  check((await page.getAttribute('body', 'data-explain')) === 'done', tag + ': the page asked /v1/explain');
+  const cells = await page.$$eval('#heatmap .tok-col .acell', (els) => els.map((e) => [Number(e.dataset.delta), e.textContent]));
+  check(cells.length === ex.attributions.length && cells.every((c, i) => Math.abs(c[0] - ex.attributions[i].delta) < 1e-6 &&
+      c[1].replace('−', '-').replace('+', '') === ex.attributions[i].delta.toFixed(2).replace('-0.00', '0.00').replace(/^0\.00$/, '0.00') ||
+      Math.abs(Number(c[1].replace('−', '-')) - ex.attributions[i].delta) < 0.006),
+    tag + ': one attribution cell per token with the API\'s delta (signed)', { page: cells.slice(0, 4), api: ex.attributions.slice(0, 4).map((a) => a.delta) });
+  const colours = await page.$$eval('#heatmap .tok-col .acell', (els) => els.map((e) => e.style.backgroundColor));
+  const top = ex.ranking[0], bottomSign = ex.attributions.find((a) => Math.sign(a.delta) !== Math.sign(ex.attributions[top].delta));
+  check(!bottomSign || colours[top] !== colours[bottomSign.index], tag + ': opposite effects get different colours');
+  const why = await page.$$eval('#why li', (els) => els.map((e) => e.textContent));
+  const a0 = ex.attributions[top];
+  check(why.length >= 1 && why[0].includes(withoutWord) && why[0].includes(a0.token) &&
+      why[0].includes(ex.probabilities[ex.target].toFixed(2) + ' → ' + a0.p_without.toFixed(2)),
+    tag + ': the top token in words (' + withoutWord + ' ' + a0.token + ': ' + ex.target + ' ' + ex.probabilities[ex.target].toFixed(2) + ' → ' + a0.p_without.toFixed(2) + ')', why);
+  const spans = await page.$$eval('#orig .tk', (els) => els.map((e) => [Number(e.dataset.i), e.textContent]));
+  const cps = Array.from(text);
+  check(spans.length === ex.offsets.length && spans.every(([i, s]) => s === cps.slice(ex.offsets[i][0], ex.offsets[i][1]).join('')),
+    tag + ': the original text is highlighted token by token through the offsets', spans.slice(0, 5));
+  await page.click('#heatmap .tok-col[data-i="' + top + '"]');
+  const wo = await page.$eval('#trajectory path.traj-without', (e) => [e.dataset.without, Number(e.dataset.points)]).catch(() => null);
+  if (Array.isArray(ex.trajectory)) {
+    check(wo && wo[0] === String(top) && wo[1] === ex.tokens.length - 1, tag + ': a click on a token draws the trajectory without it', wo);
+    const lines = await page.$$('#trajectory svg.traj path.traj-line');
+    check(lines.length === Object.keys(ex.probabilities).length, tag + ': over the original trajectory', lines.length);
+  }
+  const sel = await page.$$eval('#orig .tk.sel', (els) => els.map((e) => e.dataset.i));
+  check(sel.length === 1 && sel[0] === String(top), tag + ': the selected token is highlighted in the original text', sel);
+  const insp = await page.textContent('#inspector');
+  check(insp.includes(a0.p_without.toFixed(3)), tag + ': the inspector says the probability without the token', insp.slice(-160));
+  return ex;
 }
 
 /* ---------- the test ---------- */
@@ -262,6 +300,7 @@ async function main() {
     await page.hover('#heatmap .tok-col[data-i="' + hoverIdx + '"]');
     const insp2 = await page.textContent('#inspector');
     check(insp2.includes('Token ' + (hoverIdx + 1) + ' of'), 'hovering a column shows that token', insp2.slice(0, 80));
+    await checkExplain(page, port, EN_TEXT, models.en.name, 'English', 'without');
     await page.screenshot({ path: path.join(OUT, 'desktop-en.png'), fullPage: true });
 
     // The colour scale can be stretched to the text's own range; the columns stay.
@@ -387,6 +426,46 @@ async function main() {
       await page2.close();
     } finally {
       keyed.kill('SIGTERM');
+    }
+
+    // Chinese labels: a browser whose language is Chinese gets the page in Chinese; the switch
+    // turns every label to English and back.
+    const zhBrowser = await chromium.launch({ executablePath: CHROMIUM, headless: true,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
+    try {
+      const zctx = await zhBrowser.newContext({ locale: 'zh-CN', viewport: { width: 1280, height: 900 }, colorScheme: 'light' });
+      zctx.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') problems.push('zh console ' + m.type() + ': ' + m.text()); });
+      zctx.on('weberror', (e) => problems.push('zh page error: ' + e.error().message));
+      const zp = await zctx.newPage();
+      await zp.goto(base + '/', { waitUntil: 'load' });
+      await zp.waitForFunction(() => document.body.dataset.models, null, { timeout: TIMEOUT });
+      const zlabels = await zp.evaluate(() => [document.body.dataset.lang, document.documentElement.lang, document.querySelector('h1').textContent,
+        document.querySelector('#analyze').textContent, document.querySelector('#pred-h').textContent, document.querySelector('#lang').value]);
+      check(zlabels[0] === 'zh' && zlabels[1] === 'zh-CN' && /[\u4e00-\u9fff]/.test(zlabels[2]) && zlabels[3] === '分析' && zlabels[4] === '预测' && zlabels[5] === 'zh',
+        'Chinese browser: the page starts in Chinese', zlabels);
+      state = await analyzeWith(zp, { text: ZH_TEXT, model: models.zh.name, how: 'enter' });
+      check(state === 'done', 'Chinese browser: the analysis runs', state);
+      await checkExplain(zp, port, ZH_TEXT, models.zh.name, 'Chinese page', '去掉');
+      const zt = await zp.evaluate(() => [document.querySelector('#why h3').textContent, document.querySelector('#attr-hint').textContent,
+        document.querySelector('#score').textContent, document.querySelector('#pred-meta').textContent, document.querySelector('#heatmap .h-attr').textContent,
+        document.querySelector('#legend li').textContent]);
+      check(zt[0] === '逐一去除：对 p(' + JSON.parse((await request(port, 'POST', '/v1/explain', { text: ZH_TEXT, model: models.zh.name })).body.toString()).target + ') 影响最大的词元' && zt[1].includes('去掉它') && zt[2].startsWith('概率') && zt[3].includes('个词元') && zt[4].startsWith('去掉它') && zt[5].includes('更新门'),
+        'Chinese browser: the labels and explanations are Chinese', zt);
+      // No English sentence left in the visible labels of the prediction and the strip.
+      const leftovers = await zp.evaluate(() => [...document.querySelectorAll('#pred-card h2, #pred-card h3, #results h2, #results .hint, #results .ramp-ticks, #inspector p, #form label, #form .hint')]
+        .map((e) => e.textContent).filter((x) => /\b(the|token|tokens|without|probability|Analyze|Model|Text)\b/.test(x)));
+      check(leftovers.length === 0, 'Chinese browser: no English label left', leftovers);
+      await zp.screenshot({ path: path.join(OUT, 'desktop-zh-labels.png'), fullPage: true });
+      await zp.selectOption('#lang', 'en');
+      const back = await zp.evaluate(() => [document.querySelector('h1').textContent, document.querySelector('#analyze').textContent,
+        document.querySelector('#why h3').textContent, document.documentElement.lang]);
+      check(back[0] === "What the GRU's gates do, token by token" && back[1] === 'Analyze' && back[2].startsWith('Leave one out') && back[3] === 'en',
+        'the switch turns the page to English (static and computed labels)', back);
+      await zp.selectOption('#lang', 'zh');
+      check((await zp.textContent('#analyze')) === '分析', 'and back to Chinese');
+      await zctx.close();
+    } finally {
+      await zhBrowser.close();
     }
 
     check(problems.length === 0, 'no console errors, page errors or CSP violations', problems);

@@ -161,7 +161,9 @@ class SigtermUnderLoad(unittest.TestCase):
         if lost:
             sys.stderr.write("note: %d requests sent within 300 ms of the exit got no answer: %s\n"
                              % (len(lost), lost[:3]))
-        self.assertGreater(len(answers), 100)
+        # Enough traffic that the signal met a busy server (not a throughput check: under ASan on
+        # a loaded 2-core machine 1.5 s brings 40-100 answers; the drain is judged above).
+        self.assertGreater(len(answers), 20, "too little traffic before the signal: the test proves little")
         self.assertTrue(after, "nothing was in flight at the signal: the test proves nothing")
         # Readiness flipped first: /readyz said 503 draining while answers were still going out.
         flips = [x for x in ready_log if x[1] != 200]

@@ -1,7 +1,8 @@
 /* fuzz_request.c - libFuzzer harness: the request parser and validator of every route with a
- * body (api_request_parse: POST /v1/sentiment, POST /v2/models/{name}/infer).
+ * body (api_request_parse: POST /v1/sentiment, /v1/explain, /v1/tokenize, /v2/models/{name}/infer).
  *
- * The first byte picks the route (bit 0: KServe) and max_texts (1 + (byte >> 1): 1..128); the
+ * The first byte picks the route (bit 0: KServe; else bits 6-7: sentiment, explain, tokenize)
+ * and max_texts (1 + bits 1-5: 1..32); explain's edits are checked sorted and well-formed; the
  * rest is the body, as the server would pass it. Checks what the server relies on:
  *   - success: 1 <= n_texts <= max_texts; every text non-empty, valid UTF-8 (NUL bytes
  *     allowed) and NUL-terminated at its length; "model" non-empty without NUL; the modes in
@@ -60,7 +61,16 @@ static void check_ok(const api_request_t *r, api_request_kind_t kind, size_t max
     assert(r->gates == GRU_GATES_NONE || r->gates == GRU_GATES_SUMMARY || r->gates == GRU_GATES_FULL);
     assert(r->trajectory == 0 || r->trajectory == 1);
     assert(r->truncate == 0 || r->truncate == 1);
-    if (kind == API_REQ_SENTIMENT) {
+    assert(r->n_edits <= API_MAX_EDITS && (r->n_edits == 0 || (kind == API_REQ_EXPLAIN && r->single)));
+    for (size_t e = 0; e < r->n_edits; e++) {
+        const api_edit_t *ed = &r->edits[e];
+        assert(ed->n_subs >= 1 && ed->n_subs <= API_MAX_EDIT_INDICES);
+        for (size_t k = 0; k < ed->n_subs; k++) {
+            assert(k == 0 || ed->subs[k].index > ed->subs[k - 1].index);
+            assert((ed->subs[k].text != NULL) == (ed->kind == API_EDIT_REPLACE));
+        }
+    }
+    if (kind != API_REQ_KSERVE_INFER) {
         if (r->model) assert(r->model[0] && utf8_valid((const unsigned char *)r->model, strlen(r->model)));
         if (r->single) assert(r->n_texts == 1);
         assert(r->n_outputs == 0 && r->id == NULL);
@@ -100,8 +110,10 @@ static void check_err(const api_request_t *r, const api_error_t *err) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 1) return 0;
-    api_request_kind_t kind = (data[0] & 1) ? API_REQ_KSERVE_INFER : API_REQ_SENTIMENT;
-    api_limits_t lim = {(size_t)1 + (data[0] >> 1)};
+    /* Bit 0: KServe or not; bits 6-7 pick sentiment, explain or tokenize for the others. */
+    static const api_request_kind_t json_kinds[4] = {API_REQ_SENTIMENT, API_REQ_EXPLAIN, API_REQ_TOKENIZE, API_REQ_SENTIMENT};
+    api_request_kind_t kind = (data[0] & 1) ? API_REQ_KSERVE_INFER : json_kinds[data[0] >> 6];
+    api_limits_t lim = {(size_t)1 + ((data[0] >> 1) & 31)};
     const char *body = (const char *)data + 1;
     size_t len = size - 1;
 

@@ -2,8 +2,9 @@
  *
  * The first byte picks the kind, lower-casing and max_tokens; the rest is the text. Checks the
  * invariants the spec promises: ids in range, token strings valid UTF-8 without Space, n <= max,
- * n_total >= n, and an -EILSEQ offset inside the text. The language guess (lang.h) reads the same
- * bytes: at most one letter per byte, and a language only for a strict majority. */
+ * n_total >= n, an -EILSEQ offset inside the text, and code point offsets that are non-empty, in
+ * order and inside the text. The language guess (lang.h) reads the same bytes: at most one
+ * letter per byte, and a language only for a strict majority. */
 #include <assert.h>
 #include <errno.h>
 #include <stdint.h>
@@ -44,7 +45,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     } else {
         assert(rc == 0);
         assert(seq.n <= cfg.max_tokens && seq.n_total >= seq.n && seq.truncated == (seq.n_total > seq.n));
+        size_t ncp = 0; /* code points of the text: bytes that are not continuation bytes */
+        for (size_t b = 1; b < size; b++) ncp += (data[b] & 0xC0) != 0x80;
         for (size_t i = 0; i < seq.n; i++) {
+            uint32_t s = seq.offsets[2 * i], e = seq.offsets[2 * i + 1];
+            assert(s < e && e <= ncp);
+            assert(i == 0 || (seq.offsets[2 * i - 2] <= s && seq.offsets[2 * i - 1] <= e && seq.offsets[2 * i - 1] <= s + 1));
             assert(seq.ids[i] >= 0 && (size_t)seq.ids[i] < tok_vocab_size(vocab));
             const char *t = tok_seq_token(&seq, i);
             size_t len = strlen(t);

@@ -655,6 +655,7 @@ static void check_result(const json_t *o, const api_result_t *r, size_t unknown)
     order[nk++] = "label", order[nk++] = "score", order[nk++] = "probabilities";
     order[nk++] = "tokens", order[nk++] = "token_ids", order[nk++] = "unknown_tokens", order[nk++] = "truncated";
     if (s->truncated) order[nk++] = "num_tokens_total";
+    if (r->offsets) order[nk++] = "offsets";
     if (r->gates_mode != GRU_GATES_NONE && r->gates) order[nk++] = "gates";
     if (r->trajectory) order[nk++] = "trajectory";
     assert_int_equal(json_object_size(o), nk);
@@ -680,6 +681,13 @@ static void check_result(const json_t *o, const api_result_t *r, size_t unknown)
     assert_int_equal(json_integer_value(json_object_get(o, "unknown_tokens")), unknown);
     assert_int_equal(json_is_true(json_object_get(o, "truncated")), s->truncated);
     if (s->truncated) assert_int_equal(json_integer_value(json_object_get(o, "num_tokens_total")), s->n_total);
+    const json_t *offs = json_object_get(o, "offsets");
+    if (offs) {
+        assert_int_equal(json_array_size(offs), T);
+        for (size_t t = 0; t < T; t++)
+            for (size_t k = 0; k < 2; k++)
+                assert_int_equal(json_integer_value(json_array_get(json_array_get(offs, t), k)), s->offsets[2 * t + k]);
+    }
     const json_t *g = json_object_get(o, "gates");
     if (g) {
         const int full = r->gates_mode == GRU_GATES_FULL;
@@ -744,8 +752,9 @@ static void test_api_write_result(void **state) {
         for (int k = 0; k < c.num_labels; k++) sum += probs[k] = (float)(rng() % 1000000) / 1e6f + 1e-7f;
         for (int k = 0; k < c.num_labels; k++) probs[k] /= sum;
         for (size_t i = 0; i < seq.n * (size_t)c.num_labels; i++) traj[i] = (float)(rng() % 1000) / 1000.0f;
-        api_result_t r = {&c, &seq, probs, mode, mode ? buf : NULL, rng() % 2 ? traj : NULL,
-                          rng() % 2 ? "00112233aabbccdd" : NULL};
+        const float *tr = rng() % 2 ? traj : NULL;
+        int offsets = (int)(rng() % 2);
+        api_result_t r = {&c, &seq, probs, mode, mode ? buf : NULL, tr, offsets, rng() % 2 ? "00112233aabbccdd" : NULL};
         size_t n;
         char *got = api_sentiment_body(&r, 1, 1, &n);
         assert_non_null(got);
@@ -803,7 +812,7 @@ static void test_api_write_result(void **state) {
     tok_config_t tc = {TOK_KIND_WORD, 0, 8};
     assert_int_equal(tok_encode(&tc, NULL, "a b", 3, &seq), 0);
     float bad[GRU_MAX_LABELS] = {NAN, 0.5f};
-    api_result_t r = {&c, &seq, bad, GRU_GATES_NONE, NULL, NULL, NULL};
+    api_result_t r = {&c, &seq, bad, GRU_GATES_NONE, NULL, NULL, 0, NULL};
     size_t n;
     assert_null(api_sentiment_body(&r, 1, 1, &n));
     tok_seq_deinit(&seq);
