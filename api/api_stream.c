@@ -1,16 +1,14 @@
-/* api_stream.c - the POST /v1/sentiment body in pieces, one result each (see api_stream.h).
+/* api_stream.c - the POST /v1/sentiment body in pieces, one result each (see api.h).
  *
  * Piece i is: the batch prefix ({"model":...,"results":[) before result 0, "," before the
- * others, the result object, and the suffix (]}) after the last. Each result object comes
- * from the fast writer (api__write_result); when it declines, from jansson, exactly as
- * api_sentiment_body falls back, so the concatenation is the same bytes.
+ * others, the result object (the one writer, api__write_result), and the suffix (]}) after the
+ * last. api_sentiment_body is these pieces put together.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api_internal.h"
-#include "api_stream.h"
 
 /* The longest number api__fmt_real writes ("-1.234567e-45"), with a separator and room. */
 #define REAL_MAX 16
@@ -28,16 +26,12 @@ void api_sentiment_stream_deinit(api_sentiment_stream_t *st) {
     st->len = st->cap = 0;
 }
 
-/* Appends r's result object to b by jansson (the fallback). Returns 0 or a negative errno. */
-static int put_result_jansson(api__buf_t *b, const api_result_t *r) {
-    json_t *j = api_result_to_json(r);
-    if (!j) return -EINVAL; /* also a NaN: jansson has no value for it */
-    char *s = json_dumps(j, API_DUMP_FLAGS);
-    json_decref(j);
-    if (!s) return -ENOMEM;
-    api__buf_put(b, s, strlen(s));
-    free(s);
-    return b->failed ? -ENOMEM : 0;
+/* The top-level "model" of a batch: the name of the one model of every result, or "auto" when
+ * the results come from several models (texts routed by language). Borrowed. */
+static const char *batch_model(const api_result_t *results, size_t n) {
+    for (size_t i = 1; i < n; i++)
+        if (strcmp(results[i].cfg->name, results[0].cfg->name) != 0) return "auto";
+    return results[0].cfg->name;
 }
 
 int api_sentiment_stream_next(api_sentiment_stream_t *st, const char **piece, size_t *len) {
@@ -46,24 +40,16 @@ int api_sentiment_stream_next(api_sentiment_stream_t *st, const char **piece, si
     const api_result_t *r = &st->results[st->next];
     api__buf_t b = {st->buf, 0, st->cap, 0};
     if (st->next == 0 && !st->single) {
+        const char *model = batch_model(st->results, st->n);
         api__buf_put(&b, "{\"model\":", 9);
-        api__buf_string(&b, r->cfg->name, strlen(r->cfg->name));
+        api__buf_string(&b, model, strlen(model));
         api__buf_put(&b, ",\"results\":[", 12);
     } else if (st->next > 0) {
         api__buf_put(&b, ",", 1);
     }
-    size_t mark = b.len;
-    int rc = b.failed ? -ENOMEM : 0;
-    if (rc == 0) {
-        api__write_result(&b, r);
-        if (b.failed) { /* declined (or out of memory): jansson writes the same object */
-            b.failed = 0;
-            b.len = mark;
-            rc = put_result_jansson(&b, r);
-        }
-    }
-    if (rc == 0 && !st->single && st->next + 1 == st->n) api__buf_put(&b, "]}", 2);
-    if (rc == 0 && b.failed) rc = -ENOMEM;
+    api__write_result(&b, r);
+    if (!st->single && st->next + 1 == st->n) api__buf_put(&b, "]}", 2);
+    int rc = b.failed ? -EINVAL : 0; /* out of memory, or what JSON cannot hold (a NaN) */
     st->buf = b.buf;
     st->cap = b.cap;
     if (rc < 0) {
@@ -84,7 +70,8 @@ size_t api_result_json_bound(const api_result_t *r) {
     const gru_config_t *c = r->cfg;
     const tok_seq_t *s = r->tokens;
     const size_t T = s->n, C = (size_t)c->num_labels;
-    size_t b = 256 + 2 * string_bound(strlen(c->name)); /* keys, flags, the batch prefix/suffix */
+    /* keys, flags, counts, the batch prefix/suffix (its model may be "auto") */
+    size_t b = 320 + 2 * string_bound(strlen(c->name));
     size_t longest_label = 0;
     for (size_t k = 0; k < C; k++) {
         size_t l = strlen(c->labels[k]);

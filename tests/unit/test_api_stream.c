@@ -13,7 +13,7 @@
 
 #include <cmocka.h>
 
-#include "api_stream.h"
+#include "api.h"
 
 static uint64_t seed = 0x2545F4914F6CDD1Dull;
 static uint64_t next_rand(void) { /* xorshift64 */
