@@ -41,6 +41,7 @@
 #define SRV_SWEEP_MS 500 /* how often slow and vanished clients are looked for */
 #define SRV_QUIET_MS 100  /* draining ends after this long with no request (keep-alive stragglers) */
 #define SRV_STREAM_MIN (256u << 10) /* answers that may be larger are streamed in pieces */
+#define SRV_BODY_FACTOR 3           /* a body's budget: its bytes, then its parsed document and tokens */
 #define SRV_STREAM_BLOCK 16384      /* libmicrohttpd's buffer for a streamed answer */
 #define SRV_MHD_LOG_PER_S 5         /* libmicrohttpd's messages logged per second; more are counted */
 
@@ -161,7 +162,7 @@ struct srv_request {
 
     char *body;
     size_t body_len, body_cap;
-    size_t body_reserved;   /* of r->reserved, what the body's capacity holds */
+    size_t body_reserved;   /* the body capacity reserved for (SRV_BODY_FACTOR times it is in r->reserved) */
 
     /* Inference (srv_infer.c). */
     api_request_t req;

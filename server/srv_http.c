@@ -214,7 +214,7 @@ static srv_outcome_t first_call(srv_request_t *r, api_error_t *err) {
             return SRV_FAIL(err, API_ERR_BODY_TOO_LARGE, "the body is %llu bytes; the limit is %d", v,
                             r->s->cfg.body_max_bytes);
         if (v > 0 && end != cl) {
-            srv_outcome_t o = srv_reserve(r, (size_t)v + 1, API_ERR_BODY_TOO_LARGE, "the body", err);
+            srv_outcome_t o = srv_reserve(r, SRV_BODY_FACTOR * ((size_t)v + 1), API_ERR_BODY_TOO_LARGE, "the body", err);
             if (o != SRV_CONTINUE) return o;
             r->body_reserved = (size_t)v + 1;
             if (!(r->body = malloc((size_t)v + 1)))
@@ -241,7 +241,8 @@ static void body_append(srv_request_t *r, const char *data, size_t n) {
         if (cap > max + 1) cap = max + 1;
         /* The body's reservation follows its capacity (chunked: it grows as it arrives). */
         if (cap > r->body_reserved) {
-            if (srv_reserve(r, cap - r->body_reserved, API_ERR_BODY_TOO_LARGE, "the body", &r->deferred) != SRV_CONTINUE) {
+            if (srv_reserve(r, SRV_BODY_FACTOR * (cap - r->body_reserved), API_ERR_BODY_TOO_LARGE, "the body",
+                            &r->deferred) != SRV_CONTINUE) {
                 r->final = NULL;
                 goto discard;
             }

@@ -936,15 +936,15 @@ class SlowClients(unittest.TestCase):
 
 
 class MemoryBudget(unittest.TestCase):
-    """Issue 15 §1-2: one memory budget (--max-memory-mb 10) counts every request's result
-    buffers and its answer until the last byte is sent; large answers stream in pieces. The
-    big request (256 texts x 64 tokens, full gates and trajectory of tiny-en) needs ~6.5 MB of
-    result buffers and answers ~17 MB of JSON."""
+    """Issue 15 §1-2: one memory budget (--max-memory-mb 9) counts every request's body, result
+    buffers and answer until the last byte is sent; large answers stream in pieces. The big
+    request (256 texts x 64 tokens, full gates and trajectory of tiny-en) reserves ~6.8 MB
+    (6.4 MB of result buffers) and answers ~17 MB of JSON."""
     BIG = {"texts": [" ".join(["good", "bad", "film", "plot"] * 16)] * 256, "gates": "full", "trajectory": True}
 
     @classmethod
     def setUpClass(cls):
-        cls.srv = Server(models=tiny_models(), max_memory_mb=10, max_result_mb=8).start()
+        cls.srv = Server(models=tiny_models(), max_memory_mb=9, max_result_mb=8).start()
 
     @classmethod
     def tearDownClass(cls):
@@ -991,6 +991,11 @@ class MemoryBudget(unittest.TestCase):
             # A small request still fits.
             status, _, doc = self.srv.json("POST", "/v1/sentiment", {"text": "good"})
             self.assertEqual(status, 200, doc)
+            # A 1 MB body (3 MB with its parsed document and tokens) does not: refused before
+            # it is sent, and the connection closed.
+            r = raw_request(self.srv.port, post_head(length=1000000))
+            assert_error(self, r.status, r.headers, r.body, 503, "over_capacity")
+            self.assertIn("retry-after", r.headers)
             # A reads its answer: whole, streamed.
             self.check_big_answer(read_response(a))
         finally:
