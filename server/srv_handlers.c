@@ -125,7 +125,12 @@ srv_outcome_t srv_h_metrics(srv_request_t *r, api_error_t *err) {
                               atomic_load(&s->draining),
                               ready ? s->n_models : 0,
                               s->metric_names,
-                              s->metric_info};
+                              s->metric_info,
+                              s->budget.limit,
+                              srv_budget_used(&s->budget),
+                              srv_budget_peak(&s->budget),
+                              srv_budget_refused(&s->budget),
+                              atomic_load_explicit(&s->conns_refused, memory_order_relaxed)};
     size_t len;
     char *body = srv_metrics_render(&s->metrics, &g, &len);
     if (!body) return SRV_FAIL(err, API_ERR_OUT_OF_MEMORY, "out of memory while rendering metrics");

@@ -14,7 +14,10 @@
  */
 #include "srv.h"
 
-static void on_sweep(uv_timer_t *t) { srv_conn_sweep(t->data); }
+static void on_sweep(uv_timer_t *t) {
+    srv_conn_sweep(t->data);
+    srv_daemon_log_flush();
+}
 
 void srv_loop_close(srv_t *s) {
     if (s->closing) return;
