@@ -58,7 +58,7 @@ static void rand_result(rand_result_t *x, const gru_config_t *c) {
     for (size_t i = 0; x->gates && i < ng; i++) x->gates[i] = -1.2345678e-38f * (float)(1 + next_rand() % 9);
     for (size_t i = 0; x->traj && i < nt; i++) x->traj[i] = (float)(next_rand() % 1000) / 997.0f;
     for (int k = 0; k < c->num_labels; k++) x->probs[k] = (float)(next_rand() % 1000) / 1000.0f;
-    x->r = (api_result_t){c, &x->seq, x->probs, mode, x->gates, x->traj};
+    x->r = (api_result_t){c, &x->seq, x->probs, mode, x->gates, x->traj, (int)(next_rand() % 2)};
 }
 
 static void rand_result_free(rand_result_t *x) {
