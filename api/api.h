@@ -75,6 +75,8 @@ typedef enum {
     API_ERR_INVALID_JSON,           /* 400 invalid_json: not JSON, or duplicate keys */
     API_ERR_INVALID_TYPE,           /* 400 invalid_type: a field of the wrong JSON type */
     API_ERR_MODEL_LOAD_FAILED,      /* 400 model_load_failed: a repository load failed (the old one serves) */
+    API_ERR_BAD_REQUEST,            /* 400 bad_request: unsound HTTP framing or path (the server adds
+                                       Connection: close) */
     API_ERR_UNAUTHORIZED,           /* 401 unauthorized: missing or wrong API key */
     API_ERR_NOT_FOUND,              /* 404 not_found: no such route */
     API_ERR_MODEL_NOT_FOUND,        /* 404 model_not_found */
@@ -92,9 +94,12 @@ typedef enum {
     API_ERR_INVALID_UTF8,           /* 422 invalid_utf8 */
     API_ERR_QUEUE_FULL,             /* 429 queue_full (the server adds Retry-After) */
     API_ERR_INTERNAL,               /* 500 internal_error */
+    API_ERR_NOT_IMPLEMENTED,        /* 501 not_implemented: a transfer coding other than chunked */
     API_ERR_NOT_READY,              /* 503 not_ready: models still loading */
     API_ERR_DRAINING,               /* 503 draining: shutting down */
     API_ERR_OUT_OF_MEMORY,          /* 503 out_of_memory: a per-request allocation failed */
+    API_ERR_OVER_CAPACITY,          /* 503 over_capacity: the server's memory budget is in use by
+                                       other requests (the server adds Retry-After) */
     API_ERR_TIMEOUT,                /* 504 timeout: the request's deadline passed in the queue */
     API_ERR__COUNT
 } api_err_t;
@@ -255,6 +260,31 @@ char *api_explain_body(const api_explain_result_t *results, size_t n, int single
  * ["num_tokens_total"]} per text, cfgs[i] its model (several: {"model", "results": [...]}, the
  * top "model" "auto" when they differ). */
 char *api_tokenize_body(const gru_config_t *const *cfgs, const tok_seq_t *seqs, size_t n, int single, size_t *len);
+/* The same body in bounded pieces, one result each, so that a large answer is never held whole:
+ * the server encodes a piece when the socket has room for it and reuses the buffer. The pieces
+ * concatenated are api_sentiment_body()'s bytes (which is built from them).
+ *     api_sentiment_stream_t st;
+ *     api_sentiment_stream_init(&st, results, n, single);   // results borrowed until deinit
+ *     while ((rc = api_sentiment_stream_next(&st, &piece, &len)) == 1) send(piece, len);
+ *     api_sentiment_stream_deinit(&st);                     // rc 0: the end; < 0: failed
+ * Caller-owned storage; the fields are private. */
+typedef struct {
+    const api_result_t *results; /* borrowed: (n) */
+    size_t n;
+    int single;
+    size_t next;                 /* the next result to encode; n + 1 after a failure */
+    char *buf;                   /* the current piece (malloc'ed, reused) */
+    size_t len, cap;
+} api_sentiment_stream_t;
+void api_sentiment_stream_init(api_sentiment_stream_t *st, const api_result_t *results, size_t n, int single);
+/* Encodes the next piece: returns 1 with *piece and *len (borrowed: valid until the next call
+ * or deinit), 0 when the body is complete, or -EINVAL (out of memory, or a result JSON cannot
+ * hold, as api_sentiment_body's NULL); after a failure the stream stays failed. */
+int api_sentiment_stream_next(api_sentiment_stream_t *st, const char **piece, size_t *len);
+void api_sentiment_stream_deinit(api_sentiment_stream_t *st); /* frees the piece buffer */
+/* An upper bound of the bytes of a piece holding r (with the separator and the batch body's
+ * prefix or suffix), without encoding: O(tokens). What the server budgets per piece. */
+size_t api_result_json_bound(const api_result_t *r);
 /* POST /v2/models/{name}/infer: {"model_name", "model_version", ["id"], "outputs": [...]} with
  * the outputs of req (label: BYTES [n]; probabilities: FP32 [n, C]). probs is (n, C); version
  * is the model's version ("1" when NULL or ""). */

@@ -23,6 +23,7 @@ static const struct {
     [API_ERR_INVALID_JSON] = {400, "invalid_json"},
     [API_ERR_INVALID_TYPE] = {400, "invalid_type"},
     [API_ERR_MODEL_LOAD_FAILED] = {400, "model_load_failed"},
+    [API_ERR_BAD_REQUEST] = {400, "bad_request"},
     [API_ERR_UNAUTHORIZED] = {401, "unauthorized"},
     [API_ERR_NOT_FOUND] = {404, "not_found"},
     [API_ERR_MODEL_NOT_FOUND] = {404, "model_not_found"},
@@ -40,9 +41,11 @@ static const struct {
     [API_ERR_INVALID_UTF8] = {422, "invalid_utf8"},
     [API_ERR_QUEUE_FULL] = {429, "queue_full"},
     [API_ERR_INTERNAL] = {500, "internal_error"},
+    [API_ERR_NOT_IMPLEMENTED] = {501, "not_implemented"},
     [API_ERR_NOT_READY] = {503, "not_ready"},
     [API_ERR_DRAINING] = {503, "draining"},
     [API_ERR_OUT_OF_MEMORY] = {503, "out_of_memory"},
+    [API_ERR_OVER_CAPACITY] = {503, "over_capacity"},
     [API_ERR_TIMEOUT] = {504, "timeout"},
 };
 

@@ -329,6 +329,18 @@ static int count_data(json_t *a, int depth, size_t *n, api_error_t *err) {
     return 0;
 }
 
+/* 1 when a nested data array has exactly the shape dims[0..ndim) at every level (arrays of
+ * dims[k] arrays, strings at the last level), 0 when it is ragged or mixes strings and arrays.
+ * A flat array of strings is the other accepted form (checked by the caller). */
+static int data_has_shape(json_t *a, const size_t *dims, size_t ndim) {
+    if (ndim == 0 || json_array_size(a) != dims[0]) return 0;
+    for (size_t i = 0; i < json_array_size(a); i++) {
+        json_t *e = json_array_get(a, i);
+        if (ndim == 1 ? !json_is_string(e) : (!json_is_array(e) || !data_has_shape(e, dims + 1, ndim - 1))) return 0;
+    }
+    return 1;
+}
+
 /* Stores the strings of a data array in r, in row-major order. */
 static void fill_data(api_request_t *r, json_t *a, size_t *i) {
     for (size_t k = 0; k < json_array_size(a); k++) {
@@ -375,6 +387,8 @@ static int parse_kserve(api_request_t *r, json_t *root, const api_limits_t *lim,
     if (id && !json_is_null(id)) {
         if (!json_is_string(id))
             return api_error_set(err, API_ERR_INVALID_TYPE, "\"id\" must be a string, not %s", type_name(id));
+        if (strlen(json_string_value(id)) != json_string_length(id)) /* echoed as a C string: no cut */
+            return api_error_set(err, API_ERR_INVALID_REQUEST, "\"id\" must not contain a NUL character (\\u0000)");
         r->id = json_string_value(id);
     }
     if (params && !json_is_null(params) && !json_is_object(params))
@@ -399,11 +413,12 @@ static int parse_kserve(api_request_t *r, json_t *root, const api_limits_t *lim,
     if (!json_is_string(dtype)) return api_error_set(err, API_ERR_INVALID_TYPE, "inputs[0].datatype must be a string");
     if (!json_is_array(shape)) return api_error_set(err, API_ERR_INVALID_TYPE, "inputs[0].shape must be an array");
     if (!json_is_array(data)) return api_error_set(err, API_ERR_INVALID_TYPE, "inputs[0].data must be an array");
-    if (strcmp(json_string_value(dtype), "BYTES") != 0)
+    if (json_string_length(dtype) != 5 || strcmp(json_string_value(dtype), "BYTES") != 0)
         return api_error_set(err, API_ERR_INVALID_REQUEST, "inputs[0].datatype must be \"BYTES\" (texts), not \"%s\"",
                              quote(q, json_string_value(dtype), json_string_length(dtype)));
-    size_t elems = 1;
-    for (size_t i = 0; i < json_array_size(shape); i++) {
+    size_t elems = 1, dims[KSERVE_MAX_DEPTH];
+    const size_t ndim = json_array_size(shape);
+    for (size_t i = 0; i < ndim; i++) {
         json_t *d = json_array_get(shape, i);
         if (!json_is_integer(d) || json_integer_value(d) < 0)
             return api_error_set(err, API_ERR_INVALID_TYPE, "inputs[0].shape must hold non-negative integers");
@@ -411,6 +426,7 @@ static int parse_kserve(api_request_t *r, json_t *root, const api_limits_t *lim,
         if (dv > (json_int_t)(SIZE_MAX / 2) || (dv && elems > SIZE_MAX / 2 / (size_t)dv))
             return api_error_set(err, API_ERR_INVALID_REQUEST, "inputs[0].shape is too large");
         elems *= (size_t)dv;
+        if (i < KSERVE_MAX_DEPTH) dims[i] = (size_t)dv;
     }
     size_t n = 0;
     if (count_data(data, 1, &n, err) < 0) return -1;
@@ -418,6 +434,11 @@ static int parse_kserve(api_request_t *r, json_t *root, const api_limits_t *lim,
         return api_error_set(err, API_ERR_INVALID_REQUEST, "inputs[0].shape holds %zu elements but data holds %zu",
                              json_array_size(shape) ? elems : 0, n);
     if (n == 0) return api_error_set(err, API_ERR_EMPTY_LIST, "inputs[0].data is empty");
+    int flat = 1;
+    for (size_t i = 0; i < json_array_size(data) && flat; i++) flat = json_is_string(json_array_get(data, i));
+    if (!flat && (ndim > KSERVE_MAX_DEPTH || !data_has_shape(data, dims, ndim)))
+        return api_error_set(err, API_ERR_INVALID_REQUEST,
+                             "inputs[0].data must be flat or nested exactly as its shape (it is ragged or mixed)");
     if (lim && n > lim->max_texts)
         return api_error_set(err, API_ERR_TOO_MANY_TEXTS, "inputs[0] holds %zu texts; the limit is %zu", n,
                              lim->max_texts);

@@ -48,34 +48,26 @@ static json_t *real_or_null(double x) { return isnan(x) ? json_null() : json_rea
 /* ------------------------------------------------------------------------------------------ */
 /* POST /v1/sentiment */
 
-/* The top-level "model" of a batch: the name of the one model of every result, or "auto" when
- * the results come from several models (texts routed by language). Borrowed. */
-static const char *batch_model(const api_result_t *results, size_t n) {
-    for (size_t i = 1; i < n; i++)
-        if (strcmp(results[i].cfg->name, results[0].cfg->name) != 0) return "auto";
-    return results[0].cfg->name;
-}
-
+/* The body is its stream's pieces (api_stream.c) put together; one result is its one piece,
+ * handed over without a copy (the hot path). */
 char *api_sentiment_body(const api_result_t *results, size_t n, int single, size_t *len) {
     if (n == 0) return NULL;
+    api_sentiment_stream_t st;
+    api_sentiment_stream_init(&st, results, n, single);
     api__buf_t b = {NULL, 0, 0, 0};
-    if (!single) {
-        const char *model = batch_model(results, n);
-        api__buf_put(&b, "{\"model\":", 9);
-        api__buf_string(&b, model, strlen(model));
-        const char *v = results[0].model_version; /* only when one model answered them all */
-        if (v && v[0] && model == results[0].cfg->name) {
-            api__buf_put(&b, ",\"model_version\":", sizeof ",\"model_version\":" - 1);
-            api__buf_string(&b, v, strlen(v));
+    const char *piece;
+    size_t plen;
+    int rc;
+    while ((rc = api_sentiment_stream_next(&st, &piece, &plen)) == 1) {
+        if (!b.buf && st.next == st.n) { /* the only piece: take the stream's buffer */
+            b = (api__buf_t){st.buf, plen, st.cap, 0};
+            st.buf = NULL;
+            continue;
         }
-        api__buf_put(&b, ",\"results\":[", 12);
+        api__buf_put(&b, piece, plen);
     }
-    for (size_t i = 0; i < (single ? 1 : n); i++) {
-        if (i) api__buf_put(&b, ",", 1);
-        api__write_result(&b, &results[i]);
-    }
-    if (!single) api__buf_put(&b, "]}", 2);
-    if (b.failed) {
+    api_sentiment_stream_deinit(&st);
+    if (rc < 0 || b.failed) {
         free(b.buf);
         return NULL;
     }

@@ -95,13 +95,22 @@ static const cfg_entry_t static_configs[] = {
     INT_CFG("body-max-bytes", body_max_bytes, 64, 1 << 30, "1048576", "largest request body (413 beyond)"),
     INT_CFG("max-result-mb", max_result_mb, 1, 4096, "64",
             "largest per-request result buffers (gates, trajectory) in MiB (413 beyond)"),
+    INT_CFG("max-memory-mb", max_memory_mb, 1, 1 << 20, "256",
+            "one memory budget for the whole server in MiB: every request's body, result buffers and "
+            "answer until its last byte is sent; past it new work gets 503 over_capacity with "
+            "Retry-After (a request that could never fit: 413)"),
     INT_CFG("max-connections", max_connections, 1, 1 << 20, "1024", "most open HTTP connections"),
+    INT_CFG("max-connections-per-address", max_connections_per_address, 0, 1 << 20, "256",
+            "most open connections from one client address (IPv4, or IPv6 /64); more are closed at "
+            "once (0: no limit). Keep it under --max-connections, so that one client cannot take "
+            "every slot and health checks still get in"),
     INT_CFG("connection-timeout-s", connection_timeout_s, 0, 86400, "30",
             "a connection must deliver each whole request (headers and body) within this many "
             "seconds of being opened or of its previous answer, else it is closed; so are idle "
             "keep-alive connections (0: never)"),
     {"api-key", NULL, CFG_STRING, offsetof(cfg_t, api_key), 0, 0, "", NULL, CFG_IMMUTABLE | CFG_SECRET,
-     "require 'Authorization: Bearer KEY' on every route but the health checks (empty: no key)",
+     "require 'Authorization: Bearer KEY' on every route but the health checks (empty: no key); "
+     "prefer the environment variable: a flag is visible to every user in the process list",
      valid_header_value},
     {"api-key-file", NULL, CFG_STRING, offsetof(cfg_t, api_key_file), 0, 0, "", NULL, CFG_IMMUTABLE,
      "a file of API keys, one per line with an optional name after it ('#' comments); any of them (or "

@@ -56,7 +56,9 @@ typedef struct {
     int timeout_ms;
     int body_max_bytes;
     int max_result_mb;
+    int max_memory_mb;
     int max_connections;
+    int max_connections_per_address; /* 0: no limit */
     int connection_timeout_s;
     char *api_key;
     char *api_key_file;   /* "": none */

@@ -100,9 +100,23 @@ static int settings(srv_t *s, int argc, char **argv) {
     return status;
 }
 
-/* Process-wide settings, before any thread starts. */
-static void process_setup(srv_t *s) {
+/* Process-wide settings, before any thread starts. Returns 0, or -1 after logging why. */
+static int process_setup(srv_t *s, int argc, char **argv) {
     srv_log_set_level(s->cfg.log_level);
+    for (int i = 1; i < argc; i++)
+        if (strncmp(argv[i], "--api-key", 9) == 0 && (argv[i][9] == 0 || argv[i][9] == '='))
+            srv_log(CFG_LOG_WARN, "--api-key on the command line is visible to every user of this machine in the "
+                    "process list: set GRU_SERVE_API_KEY instead");
+    /* One memory budget, and open connections per client address (hostile load, issue 15). */
+    srv_budget_init(&s->budget, (size_t)s->cfg.max_memory_mb << 20);
+    const int per_addr = s->cfg.max_connections_per_address;
+    if (srv_addr_table_new(&s->addrs, (size_t)s->cfg.max_connections + 64, (unsigned)per_addr) < 0) {
+        srv_log(CFG_LOG_ERROR, "out of memory for the connection table");
+        return -1;
+    }
+    if (per_addr == 0 || per_addr >= s->cfg.max_connections)
+        srv_log(CFG_LOG_WARN, "--max-connections-per-address %d: one client can hold all %d connections "
+                "(health checks included)", per_addr, s->cfg.max_connections);
     /* Threads: one OpenBLAS thread per worker; the queue's workers are the parallelism. */
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     s->workers = s->cfg.workers ? s->cfg.workers : (int)(ncpu > 0 ? (ncpu < 64 ? ncpu : 64) : 1);
@@ -117,6 +131,7 @@ static void process_setup(srv_t *s) {
         rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max >= want ? want : rl.rlim_max;
         setrlimit(RLIMIT_NOFILE, &rl);
     }
+    return 0;
 }
 
 /* The batch queue over the loaded models, its worker contexts warmed. Returns 0 or -1. */
@@ -152,7 +167,10 @@ int main(int argc, char **argv) {
     s->listen_fd = -1;
     int status = settings(s, argc, argv);
     if (status >= 0) return status;
-    process_setup(s);
+    if (process_setup(s, argc, argv) < 0) {
+        cfg_deinit(&s->cfg);
+        return 1;
+    }
 
     /* SIGTERM/SIGINT stay blocked until the queue exists: a signal during startup is handled
      * once the loop runs (and every thread started meanwhile keeps them blocked, so they
@@ -204,6 +222,7 @@ out:
     uv_mutex_destroy(&s->models_lock);
     srv_log(CFG_LOG_INFO, "stopped");
     uv_mutex_destroy(&s->conns_lock);
+    srv_addr_table_free(s->addrs);
     cfg_deinit(&s->cfg);
     return status;
 }

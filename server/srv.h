@@ -30,8 +30,11 @@
 #include "bq.h"
 #include "cfg.h"
 #include "gru.h"
+#include "srv_addr.h"
+#include "srv_budget.h"
 #include "srv_keys.h"
 #include "srv_metrics.h"
+#include "srv_path.h"
 #include "srv_route.h"
 #include "srv_trace.h"
 #include "srv_util.h"
@@ -44,6 +47,10 @@
 #define SRV_CONNECTION_MEMORY 16384 /* bytes per connection for headers and buffers */
 #define SRV_SWEEP_MS 500 /* how often slow and vanished clients are looked for */
 #define SRV_QUIET_MS 100  /* draining ends after this long with no request (keep-alive stragglers) */
+#define SRV_STREAM_MIN (256u << 10) /* answers that may be larger are streamed in pieces */
+#define SRV_BODY_FACTOR 3           /* a body's budget: its bytes, then its parsed document and tokens */
+#define SRV_STREAM_BLOCK 16384      /* libmicrohttpd's buffer for a streamed answer */
+#define SRV_MHD_LOG_PER_S 5         /* libmicrohttpd's messages logged per second; more are counted */
 
 #define SRV_ASSERT_LOOP_THREAD(s) SRV_ASSERT_THREAD((s)->loop_thread)
 
@@ -129,6 +136,9 @@ typedef struct srv {
     atomic_ulong arrivals;             /* requests received, ever */
     atomic_long answering;             /* requests submitted to the queue and not yet completed */
     uint64_t t_start_ns;
+    srv_budget_t budget;               /* --max-memory-mb: bodies, result buffers, answers */
+    srv_addr_table_t *addrs;           /* startup: open connections per client address */
+    atomic_ulong conns_refused;        /* connections closed at once: their address was at its limit */
 
     uv_mutex_t conns_lock;             /* guards conns (the list, not the fields) */
     struct srv_conn *conns;            /* open connections (srv_conn.c) */
@@ -155,6 +165,8 @@ typedef struct srv_conn {
     _Atomic uint64_t since_ns; /* when the wait for the next whole request began */
     atomic_int busy;           /* a whole request arrived and is not answered yet */
     int cut;                   /* shut down by the sweep (under the lock) */
+    int counted;               /* counted in s->addrs under key (released at close) */
+    srv_addr_key_t key;
 } srv_conn_t;
 
 typedef enum { REQ_NEW, REQ_READING, REQ_DISCARDING, REQ_QUEUED, REQ_DONE, REQ_ANSWERED } srv_req_state_t;
@@ -172,7 +184,12 @@ struct srv_request {
     srv_req_state_t state;
     unsigned method;        /* SRV_M_* */
     char method_name[16];
-    char path[160];
+    char path[160];         /* the request-target as sent, cut (for the access log) */
+    char route_path[SRV_PATH_MAX]; /* the path routed on (srv_path_normalize of the raw target) */
+    int path_rc;            /* srv_path_normalize's result; path_why its explanation */
+    const char *path_why;
+    int close;              /* answer with Connection: close (unsound framing) */
+    size_t reserved;        /* bytes held in s->budget (released when the request is freed) */
     char model_name[128];   /* the {name} of the path, if the route has one */
     uint64_t t_start_ns;
     srv_modelset_t *set;    /* the models current at the first call (one reference) */
@@ -189,6 +206,7 @@ struct srv_request {
 
     char *body;
     size_t body_len, body_cap;
+    size_t body_reserved;   /* the body capacity reserved for (SRV_BODY_FACTOR times it is in r->reserved) */
 
     /* Inference (srv_infer.c). */
     api_request_t req;
@@ -203,6 +221,13 @@ struct srv_request {
     bq_job_t job;
     int submitted;          /* handed to the queue (counted in s->answering) */
     struct srv_explain *explain; /* POST /v1/explain's own state (srv_explain.c), or NULL */
+    api_result_t *results;  /* (n) the sentiment answer's view of the arena */
+    size_t piece_max;       /* the largest piece of the answer, at most (api_result_json_bound) */
+    size_t answer_max;      /* the whole answer, at most */
+    api_sentiment_stream_t stream; /* a streamed answer: the current piece and how much is sent */
+    const char *piece;
+    size_t piece_len, piece_off;
+    int streaming;
 };
 
 /* An extra response header. */
@@ -224,12 +249,24 @@ enum MHD_Result srv_http_on_request(void *cls, struct MHD_Connection *conn, cons
                                     const char *version, const char *upload, size_t *upload_size, void **req_cls);
 void srv_http_on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
                            enum MHD_RequestTerminationCode toe);
+/* MHD_OPTION_URI_LOG_CALLBACK: the request-target before any unescaping. Allocates the request
+ * (returned as *req_cls; freed by srv_http_on_completed, which MHD calls even when it answers
+ * the request itself) and normalizes the path to route on. */
+void *srv_http_on_uri(void *cls, const char *uri, struct MHD_Connection *conn);
 /* Queues a response with the common headers (CORS, Connection: close when draining) and extra.
  * body is freed with free() when must_free (also on failure). Returns SRV_ANSWERED or SRV_CLOSE. */
 srv_outcome_t srv_respond(srv_request_t *r, unsigned status, const char *ctype, char *body, size_t len, int must_free,
                           const srv_header_t *extra, size_t n_extra);
 /* A JSON body from an api_*_body encoder (NULL: out of memory, SRV_FAILED) with status. */
 srv_outcome_t srv_respond_json(srv_request_t *r, unsigned status, char *body, size_t len, api_error_t *err);
+/* Queues a response of unknown length (chunked) whose bytes reader produces with cls, with the
+ * common headers and extra. Returns SRV_ANSWERED or SRV_CLOSE. */
+srv_outcome_t srv_respond_stream(srv_request_t *r, unsigned status, const char *ctype, MHD_ContentReaderCallback reader,
+                                 void *cls, const srv_header_t *extra, size_t n_extra);
+/* Reserves bytes of the memory budget for r (released when r is freed). Returns SRV_CONTINUE,
+ * or SRV_FAILED with *err: 503 over_capacity (full now: Retry-After) or, when bytes exceed the
+ * whole budget, too_large (413) explaining that what would need them. */
+srv_outcome_t srv_reserve(srv_request_t *r, size_t bytes, api_err_t too_large, const char *what, api_error_t *err);
 
 /* srv_handlers.c. require_ready: SRV_CONTINUE when the models are loaded and warm, else
  * SRV_FAILED (503 not_ready). path_model: the model named by the path's {name}, or NULL with
@@ -266,6 +303,9 @@ void srv_explain_release(srv_request_t *r);
 void srv_conn_on_notify(void *cls, struct MHD_Connection *conn, void **socket_context,
                         enum MHD_ConnectionNotificationCode toe);
 void srv_conn_sweep(srv_t *s);
+/* MHD's accept policy: refuses (closes at once) a connection whose address is at
+ * --max-connections-per-address. Counting is in srv_conn_on_notify. */
+enum MHD_Result srv_conn_accept_policy(void *cls, const struct sockaddr *addr, socklen_t addrlen);
 
 /* srv_daemon.c. Start: listens on cfg host:port with cfg.http_threads epoll threads (main
  * thread, before the loop runs); sets s->port. Returns 0 or -1 with a message in err.
@@ -274,6 +314,9 @@ void srv_conn_sweep(srv_t *s);
 int srv_daemon_start(srv_t *s, char *err, size_t errlen);
 void srv_daemon_quiesce(srv_t *s);
 void srv_daemon_stop(srv_t *s);
+/* Logs how many libmicrohttpd messages the rate limit (SRV_MHD_LOG_PER_S) held back since the
+ * last report, if any (loop thread, with the sweep). */
+void srv_daemon_log_flush(void);
 
 /* srv_models.c. The repository: the models of --model, or every model directory under
  * --models-dir in name order, into e (returns their number in *n; 0, or -1 with err set; free

@@ -20,8 +20,29 @@
 
 #include "srv.h"
 
+/* libmicrohttpd's messages, at most SRV_MHD_LOG_PER_S a second: it writes one per aborted or
+ * malformed connection, which a hostile client can produce by the thousand. The rest are
+ * counted and reported by srv_daemon_log_flush. The window is a rough one (racy by a line or
+ * two between threads), which is all a log limit needs. */
+static atomic_ullong log_window;  /* the second the counts below belong to */
+static atomic_uint log_in_window; /* messages seen in that second */
+static atomic_ulong log_held;     /* messages not logged since the last report */
+
+void srv_daemon_log_flush(void) {
+    unsigned long held = atomic_exchange(&log_held, 0);
+    if (held)
+        srv_log(CFG_LOG_WARN, "libmicrohttpd: %lu more messages (aborted or malformed connections) not logged: at "
+                "most %d a second are", held, SRV_MHD_LOG_PER_S);
+}
+
 static void mhd_log(void *cls, const char *fmt, va_list ap) {
     (void)cls;
+    unsigned long long now = srv_now_ns() / 1000000000u;
+    if (atomic_exchange(&log_window, now) != now) atomic_store(&log_in_window, 0);
+    if (atomic_fetch_add(&log_in_window, 1) >= SRV_MHD_LOG_PER_S) {
+        atomic_fetch_add(&log_held, 1);
+        return;
+    }
     char msg[512];
     vsnprintf(msg, sizeof msg, fmt, ap);
     size_t n = strlen(msg);
@@ -53,6 +74,7 @@ int srv_daemon_start(srv_t *s, char *err, size_t errlen) {
     struct MHD_OptionItem opts[] = {
         {MHD_OPTION_EXTERNAL_LOGGER, (intptr_t)mhd_log, NULL}, /* first, to catch every message */
         {MHD_OPTION_SOCK_ADDR, 0, &ss},
+        {MHD_OPTION_URI_LOG_CALLBACK, (intptr_t)srv_http_on_uri, s}, /* the raw path, to route on */
         {MHD_OPTION_NOTIFY_COMPLETED, (intptr_t)srv_http_on_completed, s},
         {MHD_OPTION_NOTIFY_CONNECTION, (intptr_t)srv_conn_on_notify, s},
         {MHD_OPTION_CONNECTION_LIMIT, c->max_connections, NULL},
@@ -63,8 +85,8 @@ int srv_daemon_start(srv_t *s, char *err, size_t errlen) {
         {c->http_threads > 1 ? MHD_OPTION_THREAD_POOL_SIZE : MHD_OPTION_END, c->http_threads, NULL},
         {MHD_OPTION_END, 0, NULL},
     };
-    s->daemon = MHD_start_daemon(flags, (uint16_t)c->port, NULL, NULL, srv_http_on_request, s, MHD_OPTION_ARRAY,
-                                 opts, MHD_OPTION_END);
+    s->daemon = MHD_start_daemon(flags, (uint16_t)c->port, srv_conn_accept_policy, s, srv_http_on_request, s,
+                                 MHD_OPTION_ARRAY, opts, MHD_OPTION_END);
     if (!s->daemon) {
         snprintf(err, errlen, "cannot listen on %s port %d (in use, or not an address of this machine?)", c->host,
                  c->port);

@@ -126,7 +126,12 @@ srv_outcome_t srv_h_metrics(srv_request_t *r, api_error_t *err) {
                               atomic_load(&s->draining),
                               ready && r->set ? r->set->n : 0,
                               r->set ? r->set->metric_names : NULL,
-                              r->set ? r->set->metric_infos : NULL};
+                              r->set ? r->set->metric_infos : NULL,
+                              s->budget.limit,
+                              srv_budget_used(&s->budget),
+                              srv_budget_peak(&s->budget),
+                              srv_budget_refused(&s->budget),
+                              atomic_load_explicit(&s->conns_refused, memory_order_relaxed)};
     size_t len;
     char *body = srv_metrics_render(&s->metrics, &g, &len);
     if (!body) return SRV_FAIL(err, API_ERR_OUT_OF_MEMORY, "out of memory while rendering metrics");

@@ -24,12 +24,14 @@
  * Every handler returns an srv_outcome_t; run() turns it into MHD's answer, and every failure
  * goes through respond_error(): one status mapping, one body shape.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
 #include "srv.h"
+#include "srv_frame.h"
 
 /* The handler of each route, bound from the table. */
 static const srv_handler_fn handlers[SRV_ROUTE__COUNT] = {
@@ -49,15 +51,10 @@ static void copy_cut(char *out, size_t cap, const char *s) {
     out[n] = 0;
 }
 
-srv_outcome_t srv_respond(srv_request_t *r, unsigned status, const char *ctype, char *body, size_t len, int must_free,
-                          const srv_header_t *extra, size_t n_extra) {
-    struct MHD_Response *resp =
-        must_free ? MHD_create_response_from_buffer_with_free_callback(len, body, free)
-                  : MHD_create_response_from_buffer(len, body, MHD_RESPMEM_PERSISTENT);
-    if (!resp) {
-        if (must_free) free(body);
-        return SRV_CLOSE;
-    }
+/* Adds the common headers (CORS, Connection: close when draining or the framing was unsound),
+ * the content type and extra to resp, queues it and drops our reference. */
+static srv_outcome_t queue_response(srv_request_t *r, unsigned status, struct MHD_Response *resp, const char *ctype,
+                                    const srv_header_t *extra, size_t n_extra) {
     const cfg_t *c = &r->s->cfg;
     int ok = MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, ctype) == MHD_YES;
     if (c->cors_origin[0]) {
@@ -67,7 +64,7 @@ srv_outcome_t srv_respond(srv_request_t *r, unsigned status, const char *ctype, 
               MHD_YES;
         if (strcmp(c->cors_origin, "*") != 0) ok &= MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Origin") == MHD_YES;
     }
-    if (atomic_load_explicit(&r->s->draining, memory_order_relaxed))
+    if (r->close || atomic_load_explicit(&r->s->draining, memory_order_relaxed))
         ok &= MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close") == MHD_YES;
     if (r->request_id[0]) ok &= MHD_add_response_header(resp, "X-Request-Id", r->request_id) == MHD_YES;
     if (r->traced) ok &= MHD_add_response_header(resp, "traceparent", r->traceparent) == MHD_YES;
@@ -78,6 +75,39 @@ srv_outcome_t srv_respond(srv_request_t *r, unsigned status, const char *ctype, 
     r->status = (int)status;
     r->state = REQ_ANSWERED;
     return SRV_ANSWERED;
+}
+
+srv_outcome_t srv_respond(srv_request_t *r, unsigned status, const char *ctype, char *body, size_t len, int must_free,
+                          const srv_header_t *extra, size_t n_extra) {
+    struct MHD_Response *resp =
+        must_free ? MHD_create_response_from_buffer_with_free_callback(len, body, free)
+                  : MHD_create_response_from_buffer(len, body, MHD_RESPMEM_PERSISTENT);
+    if (!resp) {
+        if (must_free) free(body);
+        return SRV_CLOSE;
+    }
+    return queue_response(r, status, resp, ctype, extra, n_extra);
+}
+
+srv_outcome_t srv_respond_stream(srv_request_t *r, unsigned status, const char *ctype, MHD_ContentReaderCallback reader,
+                                 void *cls, const srv_header_t *extra, size_t n_extra) {
+    struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, SRV_STREAM_BLOCK, reader, cls, NULL);
+    if (!resp) return SRV_CLOSE;
+    return queue_response(r, status, resp, ctype, extra, n_extra);
+}
+
+srv_outcome_t srv_reserve(srv_request_t *r, size_t bytes, api_err_t too_large, const char *what, api_error_t *err) {
+    srv_t *s = r->s;
+    int rc = srv_budget_reserve(&s->budget, bytes);
+    if (rc == 0) {
+        r->reserved += bytes;
+        return SRV_CONTINUE;
+    }
+    if (rc == -E2BIG)
+        return SRV_FAIL(err, too_large, "%s would need %.2f MiB, more than the server's whole memory budget "
+                        "(--max-memory-mb %d)", what, (double)bytes / (1 << 20), s->cfg.max_memory_mb);
+    return SRV_FAIL(err, API_ERR_OVER_CAPACITY, "the server's memory budget (--max-memory-mb %d) is in use by other "
+                    "requests; retry shortly", s->cfg.max_memory_mb);
 }
 
 srv_outcome_t srv_respond_json(srv_request_t *r, unsigned status, char *body, size_t len, api_error_t *err) {
@@ -100,6 +130,7 @@ static srv_outcome_t respond_error(srv_request_t *r, const api_error_t *e) {
     case API_ERR_UNAUTHORIZED: extra[n++] = (srv_header_t){MHD_HTTP_HEADER_WWW_AUTHENTICATE, "Bearer"}; break;
     case API_ERR_NOT_READY:
     case API_ERR_DRAINING:
+    case API_ERR_OVER_CAPACITY:
     case API_ERR_OUT_OF_MEMORY: extra[n++] = (srv_header_t){MHD_HTTP_HEADER_RETRY_AFTER, "1"}; break;
     default: break;
     }
@@ -215,8 +246,13 @@ static srv_outcome_t first_call(srv_request_t *r, api_error_t *err) {
         if (v > (unsigned long long)r->s->cfg.body_max_bytes)
             return SRV_FAIL(err, API_ERR_BODY_TOO_LARGE, "the body is %llu bytes; the limit is %d", v,
                             r->s->cfg.body_max_bytes);
-        if (v > 0 && end != cl && !(r->body = malloc((size_t)v + 1)))
-            return SRV_FAIL(err, API_ERR_OUT_OF_MEMORY, "out of memory for the body");
+        if (v > 0 && end != cl) {
+            srv_outcome_t o = srv_reserve(r, SRV_BODY_FACTOR * ((size_t)v + 1), API_ERR_BODY_TOO_LARGE, "the body", err);
+            if (o != SRV_CONTINUE) return o;
+            r->body_reserved = (size_t)v + 1;
+            if (!(r->body = malloc((size_t)v + 1)))
+                return SRV_FAIL(err, API_ERR_OUT_OF_MEMORY, "out of memory for the body");
+        }
         if (r->body) r->body_cap = (size_t)v + 1;
     }
     r->state = REQ_READING;
@@ -236,6 +272,15 @@ static void body_append(srv_request_t *r, const char *data, size_t n) {
         size_t cap = r->body_cap ? r->body_cap : 1024;
         while (cap < r->body_len + n + 1) cap *= 2;
         if (cap > max + 1) cap = max + 1;
+        /* The body's reservation follows its capacity (chunked: it grows as it arrives). */
+        if (cap > r->body_reserved) {
+            if (srv_reserve(r, SRV_BODY_FACTOR * (cap - r->body_reserved), API_ERR_BODY_TOO_LARGE, "the body",
+                            &r->deferred) != SRV_CONTINUE) {
+                r->final = NULL;
+                goto discard;
+            }
+            r->body_reserved = cap;
+        }
         char *nb = realloc(r->body, cap);
         if (!nb) {
             api_error_set(&r->deferred, API_ERR_OUT_OF_MEMORY, "out of memory for the body");
@@ -258,22 +303,59 @@ discard:
 /* ------------------------------------------------------------------------------------------ */
 /* The access handler and the completion callback */
 
-/* The first call: a new request. */
-static enum MHD_Result on_new(srv_t *s, struct MHD_Connection *conn, const char *url, const char *method,
-                              void **req_cls) {
+void *srv_http_on_uri(void *cls, const char *uri, struct MHD_Connection *conn) {
     srv_request_t *r = calloc(1, sizeof *r);
-    if (!r) return MHD_NO;
-    *req_cls = r;
+    if (!r) return NULL; /* the access handler then allocates it, and routes on MHD's path */
+    r->s = cls;
+    r->conn = conn;
+    r->state = REQ_NEW;
+    r->t_start_ns = srv_now_ns();
+    copy_cut(r->path, sizeof r->path, uri);
+    r->path_rc = srv_path_normalize(uri, r->route_path, sizeof r->route_path, &r->path_why);
+    return r;
+}
+
+static enum MHD_Result frame_header(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size,
+                                    const char *value, size_t value_size) {
+    (void)kind;
+    srv_frame_header(cls, key, key_size, value, value_size);
+    return MHD_YES;
+}
+
+/* The framing of the request's head (srv_frame.h): SRV_CONTINUE, or SRV_FAILED (400
+ * bad_request or 501 not_implemented) with r->close set. */
+static srv_outcome_t check_framing(srv_request_t *r, const char *version, api_error_t *err) {
+    srv_frame_t f;
+    srv_frame_init(&f, version);
+    MHD_get_connection_values_n(r->conn, MHD_HEADER_KIND, frame_header, &f);
+    const char *why;
+    int status = srv_frame_verdict(&f, &why);
+    if (status == 0) return SRV_CONTINUE;
+    r->close = 1; /* whatever follows the head cannot be trusted to be a body or a request */
+    return SRV_FAIL(err, status == 501 ? API_ERR_NOT_IMPLEMENTED : API_ERR_BAD_REQUEST, "unsound HTTP framing: %s",
+                    why);
+}
+
+/* The first call: a new request (r from srv_http_on_uri, or NULL). */
+static enum MHD_Result on_new(srv_t *s, srv_request_t *r, struct MHD_Connection *conn, const char *url,
+                              const char *method, const char *version, void **req_cls) {
+    if (!r) { /* srv_http_on_uri could not allocate: route on MHD's (decoded) url */
+        if (!(r = calloc(1, sizeof *r))) return MHD_NO;
+        r->s = s;
+        r->conn = conn;
+        r->t_start_ns = srv_now_ns();
+        copy_cut(r->path, sizeof r->path, url);
+        r->path_rc = srv_path_normalize(url, r->route_path, sizeof r->route_path, &r->path_why);
+        *req_cls = r;
+    }
     atomic_fetch_add(&s->inflight, 1);
     atomic_fetch_add_explicit(&s->arrivals, 1, memory_order_relaxed);
-    r->s = s;
-    r->conn = conn;
-    r->t_start_ns = srv_now_ns();
+    r->state = REQ_DISCARDING;
     r->method = srv_method_bit(method);
     copy_cut(r->method_name, sizeof r->method_name, method);
-    copy_cut(r->path, sizeof r->path, url);
     api_request_init(&r->req);
-    r->route = srv_route_match(url, r->model_name, sizeof r->model_name);
+    /* An unroutable path (too long) matches nothing: 404 from first_call. */
+    r->route = srv_route_match(r->path_rc == 0 ? r->route_path : "", r->model_name, sizeof r->model_name);
     r->set = srv_models_get(s);
     srv_request_id_take(MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "X-Request-Id"), r->request_id);
     const char *tp = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "traceparent");
@@ -283,7 +365,14 @@ static enum MHD_Result on_new(srv_t *s, struct MHD_Connection *conn, const char 
     }
     const union MHD_ConnectionInfo *ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
     r->sock = ci ? ci->socket_context : NULL;
-    if (first_call(r, &r->deferred) == SRV_FAILED) {
+    if (check_framing(r, version, &r->deferred) == SRV_FAILED) {
+        if (r->sock) atomic_store(&r->sock->busy, 1);
+        return finish(r, SRV_FAILED, &r->deferred); /* now, and close: nothing after the head is read */
+    }
+    srv_outcome_t o = SRV_CONTINUE;
+    if (r->path_rc == -EINVAL) o = SRV_FAIL(&r->deferred, API_ERR_BAD_REQUEST, "%s", r->path_why);
+    if (o == SRV_CONTINUE) o = first_call(r, &r->deferred);
+    if (o == SRV_FAILED) {
         /* Refuse a body before it is sent (MHD then closes the connection); otherwise answer at
          * the last call, which keeps the connection alive. */
         if (announces_body(r)) {
@@ -297,9 +386,8 @@ static enum MHD_Result on_new(srv_t *s, struct MHD_Connection *conn, const char 
 
 enum MHD_Result srv_http_on_request(void *cls, struct MHD_Connection *conn, const char *url, const char *method,
                                     const char *version, const char *upload, size_t *upload_size, void **req_cls) {
-    (void)version;
     srv_request_t *r = *req_cls;
-    if (!r) return on_new(cls, conn, url, method, req_cls);
+    if (!r || r->state == REQ_NEW) return on_new(cls, r, conn, url, method, version, req_cls);
     switch (r->state) {
     case REQ_READING:
     case REQ_DISCARDING:
@@ -327,6 +415,10 @@ void srv_http_on_completed(void *cls, struct MHD_Connection *conn, void **req_cl
     srv_request_t *r = *req_cls;
     if (!r) return;
     *req_cls = NULL;
+    if (r->state == REQ_NEW) { /* libmicrohttpd answered it itself (a malformed head): never ours */
+        free(r);
+        return;
+    }
     uint64_t now = srv_now_ns();
     if (r->sock) { /* the wait for the next request starts now */
         atomic_store(&r->sock->since_ns, now);
@@ -357,6 +449,7 @@ void srv_http_on_completed(void *cls, struct MHD_Connection *conn, void **req_cl
     srv_modelset_unref(s, r->set); /* r->model pointed into it */
     free(r->reload);
     free(r->body);
+    srv_budget_release(&s->budget, r->reserved);
     free(r);
     atomic_fetch_sub(&s->inflight, 1);
 }

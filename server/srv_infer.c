@@ -111,8 +111,10 @@ static srv_outcome_t layout(srv_request_t *r, api_error_t *err) {
     const int max_mb = r->s->cfg.max_result_mb;
     if (floats > (size_t)max_mb * (1u << 20) / sizeof(float))
         return SRV_FAIL(err, API_ERR_RESULT_TOO_LARGE,
-                        "the results would need %zu MiB (limit %d MiB): ask for fewer texts or gates \"summary\"",
-                        floats * sizeof(float) >> 20, max_mb);
+                        "the results would need %.2f MiB (limit %d MiB): ask for fewer texts or gates \"summary\"",
+                        (double)(floats * sizeof(float)) / (1 << 20), max_mb);
+    srv_outcome_t o = srv_reserve(r, floats * sizeof(float), API_ERR_RESULT_TOO_LARGE, "the results", err);
+    if (o != SRV_CONTINUE) return o;
     if (!(r->arena = malloc(floats * sizeof(float))))
         return SRV_FAIL(err, API_ERR_OUT_OF_MEMORY, "out of memory for the results");
     /* The probabilities of every text first: (n, C) when the texts share a model (KServe). */
@@ -142,6 +144,26 @@ static srv_outcome_t layout(srv_request_t *r, api_error_t *err) {
     return SRV_CONTINUE;
 }
 
+/* Step 3b: the answer's memory, reserved before any inference: a sentiment answer's result
+ * views and the bound of its encoding (whole when small, else its largest piece: it is sent
+ * as a stream of pieces). KServe answers are small (n x C numbers): counted once encoded. */
+static srv_outcome_t reserve_answer(srv_request_t *r, api_error_t *err) {
+    if (r->req.kind != API_REQ_SENTIMENT) return SRV_CONTINUE;
+    if (!(r->results = calloc(r->n, sizeof *r->results)))
+        return SRV_FAIL(err, API_ERR_OUT_OF_MEMORY, "out of memory for %zu results", r->n);
+    for (size_t i = 0; i < r->n; i++) {
+        r->results[i] = (api_result_t){srv_item_model(r, i)->cfg, &r->seqs[i], r->items[i].probs, r->req.gates,
+                                       r->items[i].gates, r->items[i].trajectory, r->req.offsets,
+                                       srv_item_model(r, i)->version};
+        size_t b = api_result_json_bound(&r->results[i]);
+        r->answer_max += b;
+        if (b > r->piece_max) r->piece_max = b;
+    }
+    r->streaming = r->answer_max > SRV_STREAM_MIN;
+    size_t need = r->n * sizeof *r->results + (r->streaming ? r->piece_max : r->answer_max);
+    return srv_reserve(r, need, API_ERR_RESULT_TOO_LARGE, "the answer", err);
+}
+
 /* Step 4: reserve, suspend, submit. */
 srv_outcome_t srv_infer_enqueue(srv_request_t *r, bq_run_cb run, api_error_t *err) {
     srv_t *s = r->s;
@@ -166,6 +188,7 @@ static srv_outcome_t submit(srv_request_t *r, api_error_t *err) {
     r->n = r->req.n_texts;
     srv_outcome_t o = srv_infer_tokenize(r, err);
     if (o == SRV_CONTINUE) o = layout(r, err);
+    if (o == SRV_CONTINUE) o = reserve_answer(r, err);
     if (o == SRV_CONTINUE) o = srv_infer_enqueue(r, NULL, err);
     return o;
 }
@@ -210,6 +233,30 @@ srv_outcome_t srv_h_v2_infer(srv_request_t *r, api_error_t *err) {
     return o == SRV_CONTINUE ? submit(r, err) : o;
 }
 
+/* libmicrohttpd's content reader of a streamed answer (HTTP thread, when the socket has room):
+ * copies out the current piece, encoding the next one when it is used up. One piece is one
+ * result: the encoding work per call is bounded, and so is the memory (the piece buffer is
+ * reused; its bound is in the request's reservation). */
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
+    (void)pos;
+    srv_request_t *r = cls;
+    if (r->piece_off == r->piece_len) {
+        int rc = api_sentiment_stream_next(&r->stream, &r->piece, &r->piece_len);
+        r->piece_off = 0;
+        if (rc == 0) return MHD_CONTENT_READER_END_OF_STREAM;
+        if (rc < 0) { /* the head is gone: all we can do is cut the answer short */
+            srv_log(CFG_LOG_ERROR, "cannot encode result %zu of a streamed answer (%s): answer cut",
+                    r->stream.next, rc == -ENOMEM ? "out of memory" : "not representable in JSON");
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        }
+    }
+    size_t n = r->piece_len - r->piece_off;
+    if (n > max) n = max;
+    memcpy(buf, r->piece + r->piece_off, n);
+    r->piece_off += n;
+    return (ssize_t)n;
+}
+
 srv_outcome_t srv_infer_answer(srv_request_t *r, api_error_t *err) {
     const bq_job_t *job = &r->job;
     if (job->status == -ETIMEDOUT)
@@ -221,26 +268,33 @@ srv_outcome_t srv_infer_answer(srv_request_t *r, api_error_t *err) {
     char *body;
     if (r->req.kind == API_REQ_KSERVE_INFER) {
         body = api_kserve_infer_body(&r->req, r->model->cfg, r->model->version, r->probs, r->n, &len);
+        if (body) { /* small and bounded by --max-texts: counted as it is */
+            srv_budget_force(&r->s->budget, len);
+            r->reserved += len;
+        }
+    } else if (r->streaming) {
+        /* The first piece now, so that an encoding failure is still an error answer. */
+        api_sentiment_stream_init(&r->stream, r->results, r->n, r->req.single);
+        int rc = api_sentiment_stream_next(&r->stream, &r->piece, &r->piece_len);
+        if (rc < 0) return SRV_FAIL(err, API_ERR_OUT_OF_MEMORY, "out of memory while encoding the response");
+        r->piece_off = 0;
+        return srv_infer_respond(r, NULL, 0);
     } else {
-        api_result_t one, *res = r->n == 1 ? &one : calloc(r->n, sizeof *res);
-        if (!res) return SRV_FAIL(err, API_ERR_OUT_OF_MEMORY, "out of memory while encoding the response");
-        for (size_t i = 0; i < r->n; i++)
-            res[i] = (api_result_t){srv_item_model(r, i)->cfg, &r->seqs[i], r->items[i].probs, r->req.gates,
-                                    r->items[i].gates, r->items[i].trajectory, r->req.offsets,
-                                    srv_item_model(r, i)->version};
-        body = api_sentiment_body(res, r->n, r->req.single, &len);
-        if (res != &one) free(res);
+        body = api_sentiment_body(r->results, r->n, r->req.single, &len);
     }
     if (!body) return SRV_FAIL(err, API_ERR_OUT_OF_MEMORY, "out of memory while encoding the response");
     return srv_infer_respond(r, body, len);
 }
 
+/* The answer with the queue and inference times: body (malloc'ed, taken), or with body NULL the
+ * stream r->stream already started. */
 srv_outcome_t srv_infer_respond(srv_request_t *r, char *body, size_t len) {
     const bq_job_t *job = &r->job;
     char qt[24], it[24];
     u64_text(qt, (job->t_start_ns - job->t_submit_ns) / 1000);
     u64_text(it, (job->t_end_ns - job->t_start_ns) / 1000);
     srv_header_t extra[2] = {{"x-queue-time", qt}, {"x-inference-time", it}};
+    if (!body) return srv_respond_stream(r, 200, "application/json", stream_read, r, extra, 2);
     return srv_respond(r, 200, "application/json", body, len, 1, extra, 2);
 }
 
@@ -250,6 +304,8 @@ void srv_infer_release(srv_request_t *r) {
     if (r->seqs != &r->seq1) free(r->seqs);
     if (r->items != &r->item1) free(r->items);
     free(r->arena);
+    free(r->results);
+    api_sentiment_stream_deinit(&r->stream);
     api_request_deinit(&r->req);
     if (r->submitted) atomic_fetch_sub(&r->s->answering, 1);
 }

@@ -19,6 +19,7 @@
 static void on_sweep(uv_timer_t *t) {
     srv_conn_sweep(t->data);
     srv_models_collect(t->data); /* models whose last request ended */
+    srv_daemon_log_flush();
 }
 
 void srv_loop_close(srv_t *s) {

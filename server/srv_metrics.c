@@ -284,6 +284,19 @@ char *srv_metrics_render(srv_metrics_t *m, const srv_metrics_gauges_t *g, size_t
               "# TYPE process_start_time_seconds gauge\nprocess_start_time_seconds %.3f\n",
               g->queue_depth, g->workers_busy, g->workers, g->inflight, g->ready && !g->draining, g->draining,
               rss_bytes(), m->start_time);
+    sb_printf(&b,
+              "# HELP gru_memory_budget_bytes The memory budget for requests (--max-memory-mb).\n"
+              "# TYPE gru_memory_budget_bytes gauge\ngru_memory_budget_bytes %zu\n"
+              "# HELP gru_memory_reserved_bytes Bytes reserved now by requests: bodies, result buffers, answers.\n"
+              "# TYPE gru_memory_reserved_bytes gauge\ngru_memory_reserved_bytes %zu\n"
+              "# HELP gru_memory_reserved_peak_bytes The most bytes ever reserved at once.\n"
+              "# TYPE gru_memory_reserved_peak_bytes gauge\ngru_memory_reserved_peak_bytes %zu\n"
+              "# HELP gru_memory_refused_total Requests refused because the budget was in use (503).\n"
+              "# TYPE gru_memory_refused_total counter\ngru_memory_refused_total %lu\n"
+              "# HELP gru_connections_refused_total Connections closed at once: their address had "
+              "--max-connections-per-address open.\n"
+              "# TYPE gru_connections_refused_total counter\ngru_connections_refused_total %lu\n",
+              g->memory_budget, g->memory_reserved, g->memory_peak, g->memory_refused, g->conns_refused);
     if (b.oom) {
         free(b.buf);
         return NULL;

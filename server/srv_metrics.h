@@ -69,6 +69,9 @@ typedef struct {
     size_t n_models;                  /* the models served now (gru_model_info) */
     const char *const *model_names;   /* (n_models) escaped label values */
     const char *const *model_info;    /* (n_models) extra labels, e.g. tokenizer="word",... */
+    size_t memory_budget, memory_reserved, memory_peak; /* bytes (--max-memory-mb) */
+    unsigned long memory_refused;     /* reservations refused (503 over_capacity) */
+    unsigned long conns_refused;      /* connections closed: their address was at its limit */
 } srv_metrics_gauges_t;
 
 /* ---- prototypes ---- */

@@ -352,6 +352,20 @@ CASES = [
     ("traversal_route", "GET", "/v2/models/../../etc/passwd", None, None, 404, "not_found"),
     ("long_route", "GET", "/" + "a" * 8000, None, None, 404, "not_found"),
     ("bad_version_route", "GET", "/v2/models/tiny-en/versions/99/ready", None, None, 404, "not_found"),
+    # --- issue 15: routing on the raw path: an escape never becomes NUL, '?' or '/'
+    ("path_encoded_nul", "GET", "/metrics%00.css", None, None, 400, "bad_request"),
+    ("path_encoded_nul_model", "GET", "/v2/models/tiny-en%00x/ready", None, None, 400, "bad_request"),
+    ("path_bad_escape", "GET", "/healthz%G0", None, None, 400, "bad_request"),
+    ("path_encoded_query", "GET", "/healthz%3Fx=1", None, None, 404, "not_found"),
+    ("path_encoded_slash", "GET", "/v2/models/tiny-en%2Fready", None, None, 404, "model_not_found"),
+    ("path_encoded_slash_route", "GET", "/v2%2Fhealth%2Flive", None, None, 404, "not_found"),
+    # --- issue 15 §6: KServe strings are never cut at a NUL; data follows its shape
+    ("kserve_id_with_nul", "POST", KS, kserve(id="a\u0000b"), None, 422, "invalid_request"),
+    ("kserve_datatype_with_nul", "POST", KS, kserve(inp={"datatype": "BYTES\u0000x"}), None, 422, "invalid_request"),
+    ("kserve_ragged_data", "POST", KS, kserve(data=[["good", "bad", "fine"], ["ok"]], inp={"shape": [2, 2]}), None,
+     422, "invalid_request"),
+    ("kserve_mixed_data", "POST", KS, kserve(data=[["good"], "bad"], inp={"shape": [2, 1]}), None, 422,
+     "invalid_request"),
 ]
 
 
@@ -524,6 +538,88 @@ class BadInput(unittest.TestCase):
             r = raw_request(self.srv.port, data)
             self.assertFalse(r.body.startswith(b"HTTP/1."), "the response head was sent twice: %r" % r.body[:80])
             assert_error(self, r.status, r.headers, r.body, status)
+
+    # -- strict framing in front of the handler (issue 15 §3) -----------------------------
+    def check_framing(self, data, status, code):
+        """data gets our JSON error with Connection: close, then the connection ends: whatever
+        followed the head (a body, a smuggled request) is never read as another request."""
+        t0 = time.time()
+        with socket.create_connection(("127.0.0.1", self.srv.port), timeout=10) as s:
+            try:
+                s.sendall(data)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+            rd = Reader(s)
+            r = rd.response()
+            self.assertIsNotNone(r, "no answer")
+            assert_error(self, r.status, r.headers, r.body, status, code)
+            self.assertEqual(r.headers.get("connection", "").lower(), "close", r.raw_head)
+            self.assertIsNone(rd.response(), "a second answer on the same connection")
+        self.assertLess(time.time() - t0, 5, "answered only at a timeout")
+        self.assert_alive()
+
+    SMUGGLED = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+
+    def test_framing_cl_and_te(self):
+        body = chunked(b'{"text": "good"}')
+        self.check_framing(post_head(length=len(body), extra=b"Transfer-Encoding: chunked\r\n") + body +
+                           self.SMUGGLED, 400, "bad_request")
+
+    def test_framing_two_content_lengths(self):
+        body = b'{"text": "good"}'
+        self.check_framing(post_head(length=3, extra=b"Content-Length: %d\r\n" % len(body)) + body + self.SMUGGLED,
+                           400, "bad_request")
+
+    def test_framing_equal_content_lengths(self):
+        body = b'{"text": "good"}'
+        self.check_framing(post_head(length=len(body), extra=b"Content-Length: %d\r\n" % len(body)) + body,
+                           400, "bad_request")
+
+    def test_framing_te_identity(self):
+        self.check_framing(post_head(extra=b"Transfer-Encoding: identity\r\n") + b'{"text": "good"}', 501,
+                           "not_implemented")
+
+    def test_framing_te_gzip_chunked(self):
+        self.check_framing(post_head(extra=b"Transfer-Encoding: gzip, chunked\r\n") + chunked(b'{"text": "a"}'),
+                           501, "not_implemented")
+
+    def test_framing_te_chunked_not_last(self):
+        self.check_framing(post_head(extra=b"Transfer-Encoding: chunked, gzip\r\n") + chunked(b'{"text": "a"}'),
+                           400, "bad_request")
+
+    def test_framing_space_before_colon(self):
+        """libmicrohttpd keeps "Transfer-Encoding " as another header: it would read no body and
+        take the chunks for the next request."""
+        self.check_framing(post_head(extra=b"Transfer-Encoding : chunked\r\n") + chunked(b'{"text": "good"}')
+                           + self.SMUGGLED, 400, "bad_request")
+
+    def test_framing_no_host(self):
+        self.check_framing(b"GET /healthz HTTP/1.1\r\n\r\n", 400, "bad_request")
+
+    def test_framing_two_hosts(self):
+        self.check_framing(b"GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400, "bad_request")
+
+    def test_framing_http10_without_host_is_fine(self):
+        r = raw_request(self.srv.port, b"GET /healthz HTTP/1.0\r\n\r\n")
+        self.assertEqual(r.status, 200, r.body)
+
+    def test_framing_malformed_content_length_by_libmicrohttpd(self):
+        """-1, +22, 0x16, > 2^64: libmicrohttpd answers these itself (400/413, its HTML, before our
+        handler; see api/README.md); the connection is closed and the server unharmed."""
+        for v in (b"-1", b"+22", b"0x16", b"99999999999999999999999"):
+            self.check_protocol_error(post_head(extra=b"Content-Length: " + v + b"\r\n") + b'{"text": "g"}',
+                                      (400, 413))
+
+    def test_path_unreserved_escape_routes(self):
+        """An escaped unreserved character is that character (RFC 3986 §6.2.2.2)."""
+        status, _, doc = self.srv.json("GET", "/v1/model%73")
+        self.assertEqual(status, 200, doc)
+
+    def test_result_too_large_message_exact(self):
+        """The 413 says how much it would need to two decimals, not a floor to whole MiB."""
+        doc = self.run_case("POST", None, {"texts": ["good " * 64] * 256, "gates": "full", "trajectory": True},
+                            None, 413, "result_too_large")
+        self.assertRegex(doc["error"]["message"], r"would need \d+\.\d\d MiB \(limit 1 MiB\)")
 
     # -- clients that go away -------------------------------------------------------------
     def disconnect_mid_body(self, n, rst, gap=0.0):
@@ -837,6 +933,143 @@ class SlowClients(unittest.TestCase):
         finally:
             stop.set()
             t.join()
+
+
+class MemoryBudget(unittest.TestCase):
+    """Issue 15 §1-2: one memory budget (--max-memory-mb 9) counts every request's body, result
+    buffers and answer until the last byte is sent; large answers stream in pieces. The big
+    request (256 texts x 64 tokens, full gates and trajectory of tiny-en) reserves ~6.8 MB
+    (6.4 MB of result buffers) and answers ~17 MB of JSON."""
+    BIG = {"texts": [" ".join(["good", "bad", "film", "plot"] * 16)] * 256, "gates": "full", "trajectory": True}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = Server(models=tiny_models(), max_memory_mb=9, max_result_mb=8).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        assert cls.srv.stop() == 0
+
+    def non_reader(self):
+        """A client that sends the big request and reads nothing (4 KiB receive buffer)."""
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect(("127.0.0.1", self.srv.port))
+        body = json.dumps(self.BIG).encode()
+        s.sendall(post_raw_body(body))
+        return s
+
+    def reserved(self):
+        return self.srv.metrics()["gru_memory_reserved_bytes"]
+
+    def wait_reserved(self, pred, timeout=10):
+        deadline = time.time() + timeout
+        while not pred(self.reserved()):
+            if time.time() > deadline:
+                self.fail("reserved memory stays at %d bytes" % self.reserved())
+            time.sleep(0.05)
+
+    def check_big_answer(self, r):
+        self.assertEqual(r.status, 200, r.body[:200])
+        self.assertEqual(r.headers.get("transfer-encoding", "").lower(), "chunked", r.raw_head)
+        doc = json.loads(r.body)
+        self.assertEqual(len(doc["results"]), 256)
+        for res in (doc["results"][0], doc["results"][-1]):
+            self.assertEqual(len(res["tokens"]), 64)
+            self.assertEqual([len(res["gates"][0][k]) for k in ("reset", "update", "candidate", "hidden")], [64] * 4)
+            self.assertEqual(len(res["gates"][0]["hidden"][63]), 24)
+            self.assertEqual(len(res["trajectory"]), 64)
+
+    def test_budget_refuses_then_recovers(self):
+        a = self.non_reader()
+        try:
+            self.wait_reserved(lambda v: v > 6 << 20)
+            # The same again does not fit while A holds its share: 503 with Retry-After.
+            status, h, data = self.srv.request("POST", "/v1/sentiment", self.BIG, timeout=30)
+            assert_error(self, status, h, data, 503, "over_capacity")
+            self.assertIn("retry-after", h)
+            # A small request still fits.
+            status, _, doc = self.srv.json("POST", "/v1/sentiment", {"text": "good"})
+            self.assertEqual(status, 200, doc)
+            # A 1 MB body (3 MB with its parsed document and tokens) does not: refused before
+            # it is sent, and the connection closed.
+            r = raw_request(self.srv.port, post_head(length=1000000))
+            assert_error(self, r.status, r.headers, r.body, 503, "over_capacity")
+            self.assertIn("retry-after", r.headers)
+            # A reads its answer: whole, streamed.
+            self.check_big_answer(read_response(a))
+        finally:
+            a.close()
+        self.wait_reserved(lambda v: v == 0)
+        status, h, data = self.srv.request("POST", "/v1/sentiment", self.BIG, timeout=60)
+        self.assertEqual(status, 200, data[:200])
+        self.assertEqual(len(json.loads(data)["results"]), 256)
+
+    def test_budget_released_when_the_reader_vanishes(self):
+        a = self.non_reader()
+        self.wait_reserved(lambda v: v > 6 << 20)
+        a.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        a.close()  # reset mid-answer
+        self.wait_reserved(lambda v: v == 0)
+        self.assertEqual(self.srv.request("GET", "/healthz")[0], 200)
+
+
+class Fairness(unittest.TestCase):
+    """Issue 15 §5-6: one address cannot take every connection (--max-connections-per-address,
+    default 256 of --max-connections 1024), and libmicrohttpd's complaints are rate-limited."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.srv = Server(models=tiny_models()).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        assert cls.srv.stop() == 0
+
+    def test_slowloris_from_one_address(self):
+        """1,100 connections from 127.0.0.2 that send half a request head and stall: the server
+        keeps at most 256 of them and health checks from 127.0.0.1 keep answering."""
+        socks = []
+        try:
+            for _ in range(1100):
+                s = socket.socket()
+                s.bind(("127.0.0.2", 0))
+                s.settimeout(5)
+                try:
+                    s.connect(("127.0.0.1", self.srv.port))
+                    s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+                except OSError:
+                    pass
+                socks.append(s)
+            for _ in range(20):
+                t0 = time.time()
+                r = raw_request(self.srv.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", timeout=5)
+                self.assertIsNotNone(r)
+                self.assertEqual(r.status, 200)
+                self.assertLess(time.time() - t0, 2.0)
+            time.sleep(0.5)
+            still_open = sum(1 for s in socks if not closed_by_peer(s, 0.01))
+            self.assertLessEqual(still_open, 256)
+            self.assertGreaterEqual(still_open, 200)  # the limit is per address, not a refusal of all
+        finally:
+            for s in socks:
+                s.close()
+        self.assertEqual(self.srv.metrics()["gru_connections_refused_total"] >= 1100 - 256, True)
+
+    def test_aborted_connections_log_rate_limited(self):
+        """300 clients that vanish mid-body: libmicrohttpd complains about each; the log says so
+        in a few lines, not 300."""
+        before = sum("libmicrohttpd" in line for line in self.srv.log)
+        for i in range(300):
+            s = socket.create_connection(("127.0.0.1", self.srv.port), timeout=10)
+            s.sendall(post_head(length=5000) + b'{"texts": ["good')
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            s.close()
+        self.srv.wait_inflight()
+        time.sleep(1.2)  # the end of a rate-limit window reports what was suppressed
+        self.srv.request("GET", "/healthz")
+        lines = [line for line in self.srv.log if "libmicrohttpd" in line][before:]
+        self.assertLess(len(lines), 30, "".join(lines[:40]))
 
 
 if __name__ == "__main__":

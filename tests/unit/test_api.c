@@ -192,6 +192,14 @@ static void test_api_kserve(void **state) {
     assert_int_equal(r.outputs, API_OUTPUT_LABEL | API_OUTPUT_PROBABILITIES);
     assert_int_equal(r.output_order[0], API_OUTPUT_LABEL);
     assert_int_equal(r.single, 0);
+    /* The flat form of a [2, 2] tensor, and the nested one. */
+    const char body3[] = "{\"inputs\": [{\"name\": \"t\", \"shape\": [2, 2], \"datatype\": \"BYTES\", \"data\": "
+                         "[\"a\", \"b\", \"c\", \"d\"]}]}";
+    assert_int_equal(parse(&r, API_REQ_KSERVE_INFER, body3, sizeof body3 - 1), API_ERR_NONE);
+    const char body4[] = "{\"inputs\": [{\"name\": \"t\", \"shape\": [2, 2], \"datatype\": \"BYTES\", \"data\": "
+                         "[[\"a\", \"b\"], [\"c\", \"d\"]]}]}";
+    assert_int_equal(parse(&r, API_REQ_KSERVE_INFER, body4, sizeof body4 - 1), API_ERR_NONE);
+    assert_string_equal(r.texts[3], "d");
     api_request_deinit(&r);
 }
 
@@ -222,6 +230,19 @@ static const struct {
     {"{\"outputs\": [{\"name\": \"logits\"}], \"inputs\": []}", API_ERR_INVALID_REQUEST},
     {"{\"outputs\": [\"label\"], \"inputs\": []}", API_ERR_INVALID_TYPE},
     {"{\"outputs\": {}, \"inputs\": []}", API_ERR_INVALID_TYPE},
+    /* Issue 15 §6: no C-string cut of "id" or "datatype"; data nested as the shape, or flat. */
+    {"{\"id\": \"a\\u0000b\", \"inputs\": [{\"name\": \"t\", \"shape\": [1], \"datatype\": \"BYTES\", \"data\": [\"a\"]}]}",
+     API_ERR_INVALID_REQUEST},
+    {"{\"inputs\": [{\"name\": \"t\", \"shape\": [1], \"datatype\": \"BYTES\\u0000x\", \"data\": [\"a\"]}]}",
+     API_ERR_INVALID_REQUEST},
+    {"{\"inputs\": [{\"name\": \"t\", \"shape\": [2, 2], \"datatype\": \"BYTES\", \"data\": [[\"a\", \"b\", \"c\"], [\"d\"]]}]}",
+     API_ERR_INVALID_REQUEST},
+    {"{\"inputs\": [{\"name\": \"t\", \"shape\": [2, 1], \"datatype\": \"BYTES\", \"data\": [[\"a\"], \"b\"]}]}",
+     API_ERR_INVALID_REQUEST},
+    {"{\"inputs\": [{\"name\": \"t\", \"shape\": [2], \"datatype\": \"BYTES\", \"data\": [[\"a\", \"b\"]]}]}",
+     API_ERR_INVALID_REQUEST},
+    {"{\"inputs\": [{\"name\": \"t\", \"shape\": [1, 2], \"datatype\": \"BYTES\", \"data\": [[[\"a\"], [\"b\"]]]}]}",
+     API_ERR_INVALID_REQUEST},
 };
 
 static void test_api_kserve_errors(void **state) {
@@ -244,14 +265,14 @@ static void test_api_error_table(void **state) {
     (void)state;
     static const int want[API_ERR__COUNT] = {
         [API_ERR_NONE] = 200, [API_ERR_INVALID_JSON] = 400, [API_ERR_INVALID_TYPE] = 400,
-        [API_ERR_UNAUTHORIZED] = 401, [API_ERR_NOT_FOUND] = 404, [API_ERR_MODEL_NOT_FOUND] = 404,
+        [API_ERR_BAD_REQUEST] = 400, [API_ERR_UNAUTHORIZED] = 401, [API_ERR_NOT_FOUND] = 404, [API_ERR_MODEL_NOT_FOUND] = 404,
         [API_ERR_METHOD_NOT_ALLOWED] = 405, [API_ERR_BODY_TOO_LARGE] = 413, [API_ERR_RESULT_TOO_LARGE] = 413,
         [API_ERR_UNSUPPORTED_MEDIA_TYPE] = 415, [API_ERR_INVALID_REQUEST] = 422, [API_ERR_MISSING_TEXT] = 422,
         [API_ERR_EMPTY_TEXT] = 422, [API_ERR_EMPTY_LIST] = 422, [API_ERR_TOO_MANY_TEXTS] = 422,
         [API_ERR_TEXT_TOO_LONG] = 422, [API_ERR_INVALID_UTF8] = 422, [API_ERR_QUEUE_FULL] = 429,
-        [API_ERR_INTERNAL] = 500, [API_ERR_NOT_READY] = 503, [API_ERR_DRAINING] = 503,
-        [API_ERR_OUT_OF_MEMORY] = 503, [API_ERR_TIMEOUT] = 504, [API_ERR_MODEL_LOAD_FAILED] = 400,
-        [API_ERR_LAST_MODEL] = 409,
+        [API_ERR_INTERNAL] = 500, [API_ERR_NOT_IMPLEMENTED] = 501, [API_ERR_NOT_READY] = 503,
+        [API_ERR_DRAINING] = 503, [API_ERR_OUT_OF_MEMORY] = 503, [API_ERR_OVER_CAPACITY] = 503,
+        [API_ERR_TIMEOUT] = 504, [API_ERR_MODEL_LOAD_FAILED] = 400, [API_ERR_LAST_MODEL] = 409,
     };
     for (int k = 0; k < API_ERR__COUNT; k++) {
         assert_int_equal(api_status_from_err((api_err_t)k), want[k]);
