@@ -32,7 +32,8 @@ case "${1:-run}" in
     test) pkgs=$test_pkgs
         # Node.js and npm for the browser test, from Debian only when the commands are missing
         # (a machine may have them from elsewhere, e.g. NodeSource's nodejs, which bundles npm
-        # and conflicts with Debian's npm package).
+        # and conflicts with Debian's npm package). Debian 12's nodejs is 18: playwright-core
+        # wants 20 or newer, so there the browser test skips with a message.
         command -v node >/dev/null 2>&1 || pkgs="$pkgs nodejs"
         command -v npm >/dev/null 2>&1 || pkgs="$pkgs npm" ;;
     container) pkgs=$container_pkgs ;;
