@@ -3,10 +3,10 @@
  * kept once the file is parsed.
  */
 #include "srv_keys.h"
+#include "srv_util.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -74,17 +74,6 @@ const char *srv_keys_name(const srv_keys_t *k, size_t i) { return k && i < k->n 
 /* ------------------------------------------------------------------------------------------ */
 /* Parsing */
 
-static int errf(char *err, size_t errlen, int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int errf(char *err, size_t errlen, int code, const char *fmt, ...) {
-    if (err && errlen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, errlen, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
-
 static int blank(char c) { return c == ' ' || c == '\t'; }
 static int name_char(char c) {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '.' ||
@@ -94,13 +83,13 @@ static int name_char(char c) {
 int srv_keys_parse(srv_keys_t **out, const char *text, size_t len, const char *source, char *err, size_t errlen) {
     *out = NULL;
     if (len > SRV_KEYS_FILE_MAX)
-        return errf(err, errlen, -E2BIG, "%s: larger than %u bytes", source, SRV_KEYS_FILE_MAX);
+        return srv_errorf(err, errlen, -E2BIG, "%s: larger than %u bytes", source, SRV_KEYS_FILE_MAX);
     /* Count the lines for the allocation: at most one key each. */
     size_t lines = 1;
     for (size_t i = 0; i < len; i++) lines += text[i] == '\n';
     size_t cap = lines < SRV_KEYS_MAX ? lines : SRV_KEYS_MAX;
     srv_keys_t *k = calloc(1, sizeof *k + cap * sizeof k->keys[0]);
-    if (!k) return errf(err, errlen, -ENOMEM, "%s: out of memory", source);
+    if (!k) return srv_errorf(err, errlen, -ENOMEM, "%s: out of memory", source);
     atomic_init(&k->refs, 1);
     int rc = 0;
     size_t line = 0;
@@ -113,7 +102,7 @@ int srv_keys_parse(srv_keys_t **out, const char *text, size_t len, const char *s
         if (n && s[n - 1] == '\r') n--;
         for (size_t i = 0; i < n; i++)
             if ((unsigned char)s[i] < 0x20 ? s[i] != '\t' : (unsigned char)s[i] >= 0x7f) {
-                rc = errf(err, errlen, -EINVAL, "%s: line %zu: a control or non-ASCII byte", source, line);
+                rc = srv_errorf(err, errlen, -EINVAL, "%s: line %zu: a control or non-ASCII byte", source, line);
                 goto bad;
             }
         while (n && blank(*s)) s++, n--;
@@ -128,26 +117,26 @@ int srv_keys_parse(srv_keys_t **out, const char *text, size_t len, const char *s
         size_t nl_ = 0;
         while (nl_ < rest && !blank(name[nl_])) nl_++;
         if (nl_ < rest) {
-            rc = errf(err, errlen, -EINVAL, "%s: line %zu: more than a key and a name", source, line);
+            rc = srv_errorf(err, errlen, -EINVAL, "%s: line %zu: more than a key and a name", source, line);
             goto bad;
         }
         if (kl > SRV_KEY_MAX) {
-            rc = errf(err, errlen, -EINVAL, "%s: line %zu: the key is longer than %d bytes", source, line, SRV_KEY_MAX);
+            rc = srv_errorf(err, errlen, -EINVAL, "%s: line %zu: the key is longer than %d bytes", source, line, SRV_KEY_MAX);
             goto bad;
         }
         if (nl_ > SRV_KEY_NAME_MAX) {
-            rc = errf(err, errlen, -EINVAL, "%s: line %zu: the name is longer than %d bytes", source, line,
+            rc = srv_errorf(err, errlen, -EINVAL, "%s: line %zu: the name is longer than %d bytes", source, line,
                       SRV_KEY_NAME_MAX);
             goto bad;
         }
         for (size_t i = 0; i < nl_; i++)
             if (!name_char(name[i])) {
-                rc = errf(err, errlen, -EINVAL, "%s: line %zu: a name may only have letters, digits and _.-", source,
+                rc = srv_errorf(err, errlen, -EINVAL, "%s: line %zu: a name may only have letters, digits and _.-", source,
                           line);
                 goto bad;
             }
         if (k->n == SRV_KEYS_MAX) {
-            rc = errf(err, errlen, -E2BIG, "%s: more than %d keys", source, SRV_KEYS_MAX);
+            rc = srv_errorf(err, errlen, -E2BIG, "%s: more than %d keys", source, SRV_KEYS_MAX);
             goto bad;
         }
         key_entry_t *e = &k->keys[k->n];
@@ -160,13 +149,13 @@ int srv_keys_parse(srv_keys_t **out, const char *text, size_t len, const char *s
         }
         for (size_t i = 0; i < k->n; i++)
             if (!memcmp(k->keys[i].digest, e->digest, GRU_SHA256_BYTES)) {
-                rc = errf(err, errlen, -EINVAL, "%s: line %zu: the same key as %s", source, line, k->keys[i].name);
+                rc = srv_errorf(err, errlen, -EINVAL, "%s: line %zu: the same key as %s", source, line, k->keys[i].name);
                 goto bad;
             }
         k->n++;
     }
     if (k->n == 0) {
-        rc = errf(err, errlen, -EINVAL, "%s: no key in it (every request would be refused)", source);
+        rc = srv_errorf(err, errlen, -EINVAL, "%s: no key in it (every request would be refused)", source);
         goto bad;
     }
     *out = k;
@@ -179,20 +168,20 @@ bad:
 int srv_keys_load(srv_keys_t **out, const char *path, char *err, size_t errlen) {
     *out = NULL;
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return errf(err, errlen, -errno, "%s: %s", path, strerror(errno));
+    if (fd < 0) return srv_errorf(err, errlen, -errno, "%s: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
         close(fd);
-        return errf(err, errlen, -EINVAL, "%s: not a regular file", path);
+        return srv_errorf(err, errlen, -EINVAL, "%s: not a regular file", path);
     }
     if ((uint64_t)st.st_size > SRV_KEYS_FILE_MAX) {
         close(fd);
-        return errf(err, errlen, -E2BIG, "%s: larger than %u bytes", path, SRV_KEYS_FILE_MAX);
+        return srv_errorf(err, errlen, -E2BIG, "%s: larger than %u bytes", path, SRV_KEYS_FILE_MAX);
     }
     char *buf = malloc((size_t)st.st_size + 1);
     if (!buf) {
         close(fd);
-        return errf(err, errlen, -ENOMEM, "%s: out of memory", path);
+        return srv_errorf(err, errlen, -ENOMEM, "%s: out of memory", path);
     }
     size_t len = 0;
     for (;;) {
@@ -203,12 +192,12 @@ int srv_keys_load(srv_keys_t **out, const char *path, char *err, size_t errlen) 
             int e = errno;
             close(fd);
             free(buf);
-            return errf(err, errlen, -e, "%s: read: %s", path, strerror(e));
+            return srv_errorf(err, errlen, -e, "%s: read: %s", path, strerror(e));
         }
         if (r == 0 || (len += (size_t)r) == (size_t)st.st_size + 1) break;
     }
     close(fd);
-    int rc = len > (size_t)st.st_size ? errf(err, errlen, -EAGAIN, "%s: changed while being read", path)
+    int rc = len > (size_t)st.st_size ? srv_errorf(err, errlen, -EAGAIN, "%s: changed while being read", path)
                                       : srv_keys_parse(out, buf, len, path, err, errlen);
     /* The key bytes are secrets: do not leave them in freed memory. */
     explicit_bzero(buf, (size_t)st.st_size + 1);
