@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "../../server/srv_keys.c"
+#include "../../server/srv_util.c"
 #include "../../server/srv_trace.c"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "../../server/srv_keys.c"
+#include "../../server/srv_util.c"
 
 static const char FILE_OK[] =
     "# keys of the sentiment service\n"
