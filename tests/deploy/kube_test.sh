@@ -150,7 +150,9 @@ pm pod stop -t "$grace" "$POD" >/dev/null 2>"$WORK/stop.err" || { cat "$WORK/sto
 code=$(inspect '{{.State.ExitCode}}')
 pm logs "$CTR" 2>&1 | tail -n 2 | sed 's/^/  | /'
 [ "$code" = 0 ] || die "exit code $code after SIGTERM, want 0"
-pm logs "$CTR" 2>&1 | grep -q draining || die "no 'draining' line in the server's log"
+# (into a file first: `pm logs | grep -q` fails under pipefail when grep exits before the end)
+pm logs "$CTR" >"$WORK/server.log" 2>&1 || die "podman logs failed"
+grep -q draining "$WORK/server.log" || die "no 'draining' line in the server's log"
 say "pod stop (SIGTERM, grace $grace s): exit 0, drained"
 pm kube down "$WORK/play.yaml" >/dev/null 2>"$WORK/down.err" || { cat "$WORK/down.err"; die "podman kube down failed"; }
 say "PASS: $(($(date +%s) - T0)) s"
