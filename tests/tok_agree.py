@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """tok_agree.py - the C tokenizer (gru-tokenize) and tools/gru_tokenizer.py must agree exactly.
 
-    tok_agree.py --tokenize BUILD/tools/gru-tokenize --data /work/shared/data [-v]
+    tok_agree.py --tokenize BUILD/tools/gru-tokenize --data ../shared/data [-v]
 
 Checks, each over every row of the train and dev files:
   (a) agreement, byte for byte, between `gru-tokenize` and the Python reference: sst2 in the

@@ -71,11 +71,12 @@ def read_safetensors(path):
 
 
 def write_model_dir(out_dir, state_dict, vocab, *, labels, embedding_dim, hidden_size,
-                    num_layers, bidirectional, tokenizer, extra_config=None):
+                    num_layers, bidirectional, tokenizer, languages=None, extra_config=None):
     """Writes config.json, model.safetensors and vocab.txt into out_dir.
 
     state_dict: the module's state_dict() (names as in the README); vocab: list of tokens with
-    vocab[0] == "<pad>" and vocab[1] == "<unk>"; tokenizer: {"kind", "lowercase", "max_tokens"}.
+    vocab[0] == "<pad>" and vocab[1] == "<unk>"; tokenizer: {"kind", "lowercase", "max_tokens"};
+    languages: the languages the model is for (e.g. ["en"]), written as config "languages".
     """
     assert vocab[0] == "<pad>" and vocab[1] == "<unk>"
     os.makedirs(out_dir, exist_ok=True)
@@ -90,6 +91,8 @@ def write_model_dir(out_dir, state_dict, vocab, *, labels, embedding_dim, hidden
         "labels": list(labels),
         "tokenizer": dict(tokenizer),
     }
+    if languages:
+        config["languages"] = list(languages)
     if extra_config:
         config.update(extra_config)
     with open(os.path.join(out_dir, "config.json"), "w", encoding="utf-8") as f:

@@ -144,12 +144,14 @@ def collate(data, batch):
 
 class GRUClassifier(nn.Module):
     def __init__(self, vocab_size, embedding_dim, hidden_size, num_layers=1, bidirectional=False,
-                 num_classes=2, dropout=0.0, emb_dropout=0.0):
+                 num_classes=2, dropout=0.0, emb_dropout=0.0, rnn="gru", sparse=False):
         super().__init__()
-        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=0)
-        self.gru = nn.GRU(embedding_dim, hidden_size, num_layers=num_layers, batch_first=True,
-                          bidirectional=bidirectional,
-                          dropout=dropout if num_layers > 1 else 0.0)
+        self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=0, sparse=sparse)
+        # rnn="lstm" is for comparison runs only (not exportable: the engine serves GRUs).
+        cls = nn.LSTM if rnn == "lstm" else nn.GRU
+        self.gru = cls(embedding_dim, hidden_size, num_layers=num_layers, batch_first=True,
+                       bidirectional=bidirectional, dropout=dropout if num_layers > 1 else 0.0)
+        self.rnn = rnn
         self.fc = nn.Linear(hidden_size * (2 if bidirectional else 1), num_classes)
         self.emb_drop = nn.Dropout(emb_dropout)  # no parameters: not in the state_dict
         self.out_drop = nn.Dropout(dropout)
@@ -168,6 +170,8 @@ class GRUClassifier(nn.Module):
         packed = pack_padded_sequence(emb, lengths[nz].cpu(), batch_first=True,
                                       enforce_sorted=False)
         _, h_n = self.gru(packed)  # (L*D, b, H), in the input order
+        if self.rnn == "lstm":
+            h_n = h_n[0]  # (h_n, c_n)
         hf = torch.cat((h_n[-2], h_n[-1]), dim=1) if self.bidirectional else h_n[-1]
         if len(nz) == bsz:
             return hf
@@ -242,6 +246,23 @@ def evaluate(model, data, long_tokens=LONG_TOKENS, token_lens=None):
     return m
 
 
+LENGTH_BUCKETS = (0, 15, 50, 100, 200, 512)
+
+
+def by_length(model, data, token_lens):
+    """{"a-b": {"examples", "accuracy"}} over untruncated token-length buckets."""
+    pred, _ = predict(model, data)
+    out = {}
+    edges = list(LENGTH_BUCKETS) + [None]
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        idx = [i for i, L in enumerate(token_lens) if L >= lo and (hi is None or L < hi)]
+        if idx:
+            out[f"{lo}-{hi - 1}" if hi else f"{lo}+"] = {
+                "examples": len(idx),
+                "accuracy": sum(pred[i] == data[i][0] for i in idx) / len(idx)}
+    return out
+
+
 def fmt_metrics(m):
     s = (f"acc {m['accuracy'] * 100:.2f}%  macro-F1 {m['macro_f1'] * 100:.2f}  "
          f"(n={m['examples']}")
@@ -275,6 +296,21 @@ def load_model_dir(d):
     return cfg, vocab, model
 
 
+def teacher_probs(dirs, tok_rows):
+    """P(class 1) of each row, averaged over the model directories dirs (each with its own
+    vocabulary and max_tokens; same tokenizer kind as tok_rows)."""
+    total = [0.0] * len(tok_rows)
+    for d in dirs:
+        cfg, vocab, model = load_model_dir(d)
+        data = encode_rows(tok_rows, vocab, cfg["tokenizer"]["max_tokens"])
+        _, probs = predict(model, data)
+        total = [a + b for a, b in zip(total, probs)]
+        print(f"teacher {d}: train accuracy "
+              f"{100 * sum((p > 0.5) == (lab == 1) for p, (lab, _) in zip(probs, data)) / len(data):.2f}%",
+              flush=True)
+    return [t / len(dirs) for t in total]
+
+
 def run_eval(args):
     cfg, vocab, model = load_model_dir(args.eval)
     tk = cfg["tokenizer"]
@@ -290,6 +326,11 @@ def run_eval(args):
         trunc = sum(len(t) > tk["max_tokens"] for _, t in toks)
         print(f"{path}: {fmt_metrics(m)}\n    unk tokens {unk}/{tot} "
               f"({100 * unk / max(1, tot):.2f}%), truncated rows {trunc}")
+        if args.errors:
+            pred, probs = predict(model, data)
+            for (lab, text), p, q in zip(rows, pred, probs):
+                if p != lab:
+                    print(f"    wrong: gold {LABELS[lab]:8s} P(positive) {q:.2f}  {text}")
         if "metrics" in cfg and args.compare:
             want = cfg["metrics"].get("dev_accuracy")
             if want is not None and abs(want - m["accuracy"]) > 1e-9:
@@ -304,6 +345,11 @@ def run_eval(args):
 
 def train(args):
     t_start = time.time()
+
+    def rel(p):  # a dataset path as recorded in config.json: relative to --data-root if inside
+        r = os.path.relpath(p, args.data_root) if args.data_root else p
+        return p if r.startswith("..") else r
+
     random.seed(args.seed)
     torch.manual_seed(args.seed)
     torch.set_num_threads(_THREADS)
@@ -315,9 +361,11 @@ def train(args):
         print(f"train {p}: {len(rows)} rows", flush=True)
         train_rows.extend(rows)
     dev_rows = []
+    dev_spans = []  # (path, first row, end row) of each dev file in dev_rows
     for p in args.dev:
         rows = read_tsv(p)
         print(f"dev   {p}: {len(rows)} rows", flush=True)
+        dev_spans.append((p, len(dev_rows), len(dev_rows) + len(rows)))
         dev_rows.extend(rows)
     t0 = time.time()
     train_tok = tokenize_rows(train_rows, args.kind, lowercase)
@@ -325,8 +373,17 @@ def train(args):
     print(f"tokenized ({args.kind}, lowercase={lowercase}) in {time.time() - t0:.1f}s", flush=True)
 
     vocab = build_vocab([t for _, t in train_tok], args.min_freq, args.max_vocab)
+    pretrained = None
+    if args.glove:
+        import glove
+        vocab, pretrained = glove.extend_vocab(vocab, os.path.expanduser(args.glove), args.glove_vocab,
+                                               args.embedding_dim, args.kind, lowercase)
     vdict = {t: i for i, t in enumerate(vocab)}
-    train_data = [r for r in encode_rows(train_tok, vdict, args.max_tokens) if r[1]]
+    # Each train row: (label, ids, soft target = P(class 1) averaged over the --teacher models,
+    # or None). Distillation: the loss mixes the hard label with the teachers' probabilities.
+    soft = teacher_probs(args.teacher, train_tok) if args.teacher else [None] * len(train_tok)
+    train_data = [(lab, ids, q) for (lab, ids), q in
+                  zip(encode_rows(train_tok, vdict, args.max_tokens), soft) if ids]
     if args.repeat_long > 1:  # rows with >= long_tokens tokens appear repeat_long times an epoch
         train_data += [r for r in train_data if len(r[1]) >= args.long_tokens] * (args.repeat_long - 1)
     dev_data = encode_rows(dev_tok, vdict, args.max_tokens)
@@ -343,13 +400,45 @@ def train(args):
           f"{sum(L >= args.long_tokens for L in dev_lens)}", flush=True)
 
     model = GRUClassifier(len(vocab), args.embedding_dim, args.hidden_size, args.num_layers,
-                          args.bidirectional, len(LABELS), args.dropout, args.emb_dropout)
+                          args.bidirectional, len(LABELS), args.dropout, args.emb_dropout,
+                          args.rnn, args.sparse_emb)
+    if pretrained is not None:
+        with torch.no_grad():
+            for i, vec in pretrained.items():
+                model.embedding.weight[i] = torch.from_numpy(vec)
+        print(f"embedding: {len(pretrained)} of {len(vocab)} rows from {args.glove}", flush=True)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"model E={args.embedding_dim} H={args.hidden_size} L={args.num_layers} "
           f"B={args.bidirectional} dropout={args.dropout} emb_dropout={args.emb_dropout} "
           f"word_dropout={args.word_dropout}: "
           f"{n_params} parameters ({n_params * 4 / 1e6:.1f} MB)", flush=True)
-    opt = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=args.weight_decay)
+    emb_params = [model.embedding.weight]
+    other_params = [p for n, p in model.named_parameters() if n != "embedding.weight"]
+    emb_lr = args.emb_lr if args.emb_lr is not None else args.lr
+    if args.sparse_emb:  # only the rows of a batch's tokens are updated (fast for a big vocab)
+        opts = [torch.optim.Adam(other_params, lr=args.lr, weight_decay=args.weight_decay),
+                torch.optim.SparseAdam(emb_params, lr=emb_lr)]
+    else:
+        opts = [torch.optim.Adam([{"params": other_params},
+                                  {"params": emb_params, "lr": emb_lr}],
+                                 lr=args.lr, weight_decay=args.weight_decay)]
+    model.embedding.weight.requires_grad_(args.freeze_emb_epochs == 0)
+
+    def dev_score(m, data):
+        if args.select == "long":
+            return m["long"]["accuracy"]
+        if args.select == "macro":  # mean of the dev files' accuracies
+            accs = [evaluate(model, data[b:e])["accuracy"] for _, b, e in dev_spans]
+            return sum(accs) / len(accs)
+        return m["accuracy"]
+
+    def per_file(data):
+        out = {}
+        for p, b, e in dev_spans:
+            fm = evaluate(model, data[b:e], args.long_tokens, dev_lens[b:e])
+            out[rel(p)] = {"accuracy": fm["accuracy"], "macro_f1": fm["macro_f1"],
+                           "examples": fm["examples"]}
+        return out
     loss_fn = nn.CrossEntropyLoss()
     rng = random.Random(args.seed)
 
@@ -357,28 +446,46 @@ def train(args):
     bad = 0
     history = []
     states = {}  # epoch -> state (only kept with --average)
-    for epoch in range(1, args.epochs + 1):
+    if args.from_checkpoint:  # export a stopped run's best state (same arguments otherwise)
+        ck = torch.load(args.from_checkpoint)
+        if ck["vocab"] != vocab:
+            raise SystemExit(f"{args.from_checkpoint}: its vocabulary differs from this run's")
+        model.load_state_dict(ck["state"])
+        best = (dev_score(evaluate(model, dev_data), dev_data), ck["epoch"], ck["state"], None)
+        print(f"{args.from_checkpoint}: best state of epoch {ck['epoch']}", flush=True)
+    for epoch in range(1, 0 if args.from_checkpoint else args.epochs + 1):
         t0 = time.time()
+        if args.freeze_emb_epochs and epoch == args.freeze_emb_epochs + 1:
+            model.embedding.weight.requires_grad_(True)
+            print("embedding unfrozen", flush=True)
         model.train()
         tot_loss, tot_n, correct = 0.0, 0, 0
         for batch in make_batches(train_data, args.batch_size, rng):
             x, lens, y = collate(train_data, batch)
             if args.word_dropout > 0:  # replace random tokens by <unk> (robustness to OOV)
                 x = x.masked_fill((torch.rand(x.shape) < args.word_dropout) & (x > 1), 1)
-            opt.zero_grad()
+            for opt in opts:
+                opt.zero_grad()
             logits = model(x, lens)
             loss = loss_fn(logits, y)
+            if args.teacher:
+                q1 = torch.tensor([train_data[i][2] for i in batch], dtype=torch.float)
+                q = torch.stack((1 - q1, q1), dim=1)
+                kd = -(q * torch.log_softmax(logits, dim=1)).sum(1).mean()
+                loss = (1 - args.distill_weight) * loss + args.distill_weight * kd
             loss.backward()
             if args.clip > 0:
-                nn.utils.clip_grad_norm_(model.parameters(), args.clip)
-            opt.step()
+                nn.utils.clip_grad_norm_(other_params if args.sparse_emb else model.parameters(),
+                                         args.clip)
+            for opt in opts:
+                opt.step()
             tot_loss += float(loss) * len(batch)
             tot_n += len(batch)
             correct += int((logits.argmax(1) == y).sum())
         m = evaluate(model, dev_data, args.long_tokens, dev_lens)
-        score = m["long"]["accuracy"] if args.select == "long" else m["accuracy"]
+        score = dev_score(m, dev_data)
         dt = time.time() - t0
-        lr_now = opt.param_groups[0]["lr"]
+        lr_now = opts[0].param_groups[0]["lr"]
         history.append({"epoch": epoch, "loss": tot_loss / tot_n, "dev_accuracy": m["accuracy"],
                         "dev_long_accuracy": m["long"]["accuracy"], "seconds": dt})
         improved = best is None or score > best[0]
@@ -388,21 +495,28 @@ def train(args):
             history[-1]["report:" + p] = rm["accuracy"]
             rep_s += f"  [{os.path.basename(os.path.dirname(p)) or p}/{os.path.basename(p)} " \
                      f"{100 * rm['accuracy']:.2f}%]"
+        if len(dev_spans) > 1:
+            rep_s += "  dev files: " + " ".join(
+                f"{os.path.basename(os.path.dirname(p))} {100 * v['accuracy']:.2f}%"
+                for p, v in zip(args.dev, per_file(dev_data).values()))
         print(f"epoch {epoch:2d}  loss {tot_loss / tot_n:.4f}  train acc {100 * correct / tot_n:.2f}%"
               f"  dev acc {100 * m['accuracy']:.2f}%  F1 {100 * m['macro_f1']:.2f}"
-              f"  long {100 * m['long']['accuracy']:.2f}%  lr {lr_now:.2g}  {dt:.1f}s"
-              f"{rep_s}{'  *' if improved else ''}", flush=True)
+              f"  long {100 * m['long']['accuracy']:.2f}%  select {100 * score:.2f}"
+              f"  lr {lr_now:.2g}  {dt:.1f}s{rep_s}{'  *' if improved else ''}", flush=True)
         if args.average > 1:
             states[epoch] = {k: v.detach().clone() for k, v in model.state_dict().items()}
             states.pop(epoch - 2 * args.average - args.patience, None)
         if improved:
             best = (score, epoch, {k: v.detach().clone() for k, v in model.state_dict().items()}, m)
             bad = 0
+            if args.checkpoint:  # the best state so far survives an interrupted run
+                torch.save({"epoch": epoch, "state": best[2], "vocab": vocab}, args.checkpoint)
         else:
             bad += 1
             if args.lr_decay < 1.0:
-                for g in opt.param_groups:
-                    g["lr"] *= args.lr_decay
+                for opt in opts:
+                    for g in opt.param_groups:
+                        g["lr"] *= args.lr_decay
             if bad >= args.patience:
                 print(f"early stop: no improvement for {bad} epochs", flush=True)
                 break
@@ -424,7 +538,7 @@ def train(args):
         avg = {k: sum(states[e][k] for e in eps) / len(eps) for k in state}
         model.load_state_dict(avg)
         ma = evaluate(model, dev_data, args.long_tokens, dev_lens)
-        sa = ma["long"]["accuracy"] if args.select == "long" else ma["accuracy"]
+        sa = dev_score(ma, dev_data)
         print(f"average of epochs {eps[0]}..{eps[-1]}: dev acc {100 * ma['accuracy']:.2f}%  "
               f"F1 {100 * ma['macro_f1']:.2f}", flush=True)
         for p, rdata, rlens in reports:
@@ -440,6 +554,13 @@ def train(args):
             print("keeping the single best epoch", flush=True)
     train_secs = time.time() - t_start
     print(f"best epoch {best_epoch}: dev {fmt_metrics(m)}", flush=True)
+    dev_files = per_file(dev_data)
+    for p, v in dev_files.items():
+        print(f"  dev {p}: acc {100 * v['accuracy']:.2f}%  macro-F1 {100 * v['macro_f1']:.2f}  "
+              f"n={v['examples']}", flush=True)
+    dev_len = by_length(model, dev_data, dev_lens)
+    for b, v in dev_len.items():
+        print(f"  dev tokens {b}: acc {100 * v['accuracy']:.2f}%  n={v['examples']}", flush=True)
     final_reports = {}
     for p, rdata, rlens in reports:
         rm = evaluate(model, rdata, args.long_tokens, rlens)
@@ -455,11 +576,13 @@ def train(args):
                         "dev_per_class": m["per_class"],
                         f"dev_long_accuracy": m["long"]["accuracy"],
                         "dev_long_examples": m["long"]["examples"],
-                        "dev_long_min_tokens": args.long_tokens},
-            "dataset": {"train": [os.path.relpath(p, args.data_root) if args.data_root else p
-                                  for p in args.train],
-                        "dev": [os.path.relpath(p, args.data_root) if args.data_root else p
-                                for p in args.dev],
+                        "dev_long_min_tokens": args.long_tokens,
+                        "dev_by_file": dev_files,
+                        "dev_by_tokens": dev_len,
+                        "reports": {rel(p): {"accuracy": r["accuracy"], "examples": r["examples"]}
+                                    for p, r in final_reports.items()}},
+            "dataset": {"train": [rel(p) for p in args.train],
+                        "dev": [rel(p) for p in args.dev],
                         "train_examples": len(train_data)},
             "training": {"best_epoch": best_epoch, "epochs_run": len(history),
                          "seconds": round(train_secs), "parameters": n_params,
@@ -467,6 +590,7 @@ def train(args):
                          "command": args.command_line,
                          "hyperparameters": {k: getattr(args, k) for k in (
                              "embedding_dim", "hidden_size", "num_layers", "bidirectional",
+                             "glove", "glove_vocab", "teacher", "distill_weight", "emb_lr", "sparse_emb", "freeze_emb_epochs",
                              "dropout", "emb_dropout", "word_dropout", "repeat_long", "average", "lr", "lr_decay", "weight_decay",
                              "batch_size", "clip", "min_freq", "max_vocab", "seed", "select")}},
         }
@@ -475,7 +599,7 @@ def train(args):
             hidden_size=args.hidden_size, num_layers=args.num_layers,
             bidirectional=args.bidirectional,
             tokenizer={"kind": args.kind, "lowercase": lowercase, "max_tokens": args.max_tokens},
-            extra_config=extra)
+            languages=[x for x in args.languages.split(",") if x], extra_config=extra)
         size = sum(os.path.getsize(os.path.join(args.out, f)) for f in os.listdir(args.out))
         print(f"wrote {args.out} ({size / 1e6:.1f} MB)", flush=True)
     if args.metrics_json:
@@ -520,8 +644,33 @@ def main(argv=None):
     ap.add_argument("--epochs", type=int, default=20, help="max epochs")
     ap.add_argument("--patience", type=int, default=3, help="early stopping patience (epochs)")
     ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--select", choices=("acc", "long"), default="acc",
-                    help="early stopping on dev accuracy, or on accuracy of long dev rows")
+    ap.add_argument("--select", choices=("acc", "long", "macro"), default="acc",
+                    help="early stopping on dev accuracy (all --dev files as one), on accuracy "
+                         "of long dev rows, or on the mean of the --dev files' accuracies")
+    ap.add_argument("--rnn", choices=("gru", "lstm"), default="gru",
+                    help="lstm: a comparison run only (cannot be written with --out)")
+    ap.add_argument("--glove", metavar="DIR", nargs="?", const="~/.cache/gru-sentiment/glove",
+                    help="initialize the embedding from pretrained vectors prepared by "
+                         "tools/glove.py in DIR (its --cache), adding frequent words beyond the "
+                         "train vocabulary up to --glove-vocab entries")
+    ap.add_argument("--glove-vocab", type=int, default=0,
+                    help="with --glove: vocabulary size to fill up to with frequent GloVe words")
+    ap.add_argument("--emb-lr", type=float, default=None, help="embedding lr (default --lr)")
+    ap.add_argument("--sparse-emb", action="store_true",
+                    help="sparse embedding gradients (SparseAdam): fast with a large vocabulary")
+    ap.add_argument("--freeze-emb-epochs", type=int, default=0,
+                    help="keep the embedding fixed for this many first epochs")
+    ap.add_argument("--teacher", action="append", default=[], metavar="DIR",
+                    help="distill: model directories whose averaged probabilities are soft "
+                         "targets (repeatable)")
+    ap.add_argument("--distill-weight", type=float, default=0.7,
+                    help="with --teacher: weight of the soft-target loss (1 - it: hard labels)")
+    ap.add_argument("--languages", default="",
+                    help="comma-separated languages written to config.json (e.g. en)")
+    ap.add_argument("--checkpoint", help="torch.save the best state here after each improvement")
+    ap.add_argument("--from-checkpoint", metavar="CK",
+                    help="no training: load the best state a run with the same arguments saved "
+                         "in CK (--checkpoint), evaluate it and write --out")
     ap.add_argument("--long-tokens", type=int, default=LONG_TOKENS,
                     help="rows with at least this many tokens count as 'long'")
     ap.add_argument("--seed", type=int, default=1)
@@ -529,11 +678,12 @@ def main(argv=None):
                     help="torch / BLAS threads (1 is best on a busy machine: with 2 threads on "
                          "2 shared cores, OpenMP waiting made an epoch up to 10x slower)")
     ap.add_argument("--time-limit", type=float, default=0, help="stop after this many seconds")
-    ap.add_argument("--data-root", default="/work/shared",
+    ap.add_argument("--data-root", default="../shared",
                     help="dataset paths in config.json are written relative to this")
     ap.add_argument("--metrics-json", help="also write final metrics and history here")
     ap.add_argument("--eval", metavar="DIR", help="evaluate a written model directory instead")
     ap.add_argument("--data", action="append", default=[], help="TSV for --eval (repeatable)")
+    ap.add_argument("--errors", action="store_true", help="with --eval: print misclassified rows")
     ap.add_argument("--compare", action="store_true",
                     help="with --eval: fail unless accuracy equals config metrics.dev_accuracy")
     args = ap.parse_args(argv)
@@ -545,6 +695,8 @@ def main(argv=None):
         return run_eval(args)
     if not args.train or not args.dev:
         ap.error("--train and --dev are required (or --eval DIR --data TSV)")
+    if args.rnn == "lstm" and args.out:
+        ap.error("--rnn lstm cannot be written as a model directory (the engine serves GRUs)")
     return train(args)
 
 

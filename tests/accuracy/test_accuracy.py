@@ -3,10 +3,12 @@
 
 Runs gru-predict over a labelled TSV (header "label<TAB>text", 0 = negative, 1 = positive) and
 checks accuracy and macro-F1 against the figures training wrote into config.json ("metrics"),
-and against a floor. Exit 77 (skip) when the dataset is absent.
+and against a floor. Exit 77 (skip) when the dataset is absent. The figure compared is
+metrics.dev_accuracy, or with --key K the accuracy training recorded for the file K
+(metrics.dev_by_file[K] for one of several dev files, metrics.reports[K] for a --report file).
 
-    test_accuracy.py --predict build/tools/gru-predict --model models/sst2-en \
-        --data ../shared/data/sst2/dev.tsv --min-accuracy 0.82
+    test_accuracy.py --predict build/tools/gru-predict --model models/zh \
+        --data ../shared/data/weibo2018/dev.tsv --key data/weibo2018/dev.tsv --min-accuracy 0.84
 """
 import argparse
 import json
@@ -31,6 +33,7 @@ def main():
     ap.add_argument("--model", required=True)
     ap.add_argument("--data", required=True)
     ap.add_argument("--min-accuracy", type=float, required=True)
+    ap.add_argument("--key", help="compare with metrics.dev_by_file[KEY] or metrics.reports[KEY]")
     ap.add_argument("--tolerance", type=float, default=0.002,
                     help="allowed gap to the accuracy that training measured with PyTorch")
     args = ap.parse_args()
@@ -63,9 +66,14 @@ def main():
     if acc < args.min_accuracy:
         print("FAIL: accuracy %.4f is below the floor %.4f" % (acc, args.min_accuracy))
         failures += 1
-    want = cfg.get("metrics", {}).get("dev_accuracy")
+    metrics = cfg.get("metrics", {})
+    if args.key:
+        entry = metrics.get("dev_by_file", {}).get(args.key) or metrics.get("reports", {}).get(args.key)
+        want = entry.get("accuracy") if entry else None
+    else:
+        want = metrics.get("dev_accuracy")
     if want is None:
-        print("FAIL: config.json has no metrics.dev_accuracy to compare with")
+        print("FAIL: config.json has no accuracy for %s to compare with" % (args.key or "metrics.dev_accuracy"))
         failures += 1
     elif abs(acc - want) > args.tolerance:
         print("FAIL: C engine accuracy %.4f differs from the PyTorch figure %.4f by more than %.4f" % (acc, want, args.tolerance))
