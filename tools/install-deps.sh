@@ -22,8 +22,9 @@ test_pkgs="$run_pkgs libcmocka-dev python3 python3-numpy python3-yaml curl valgr
 # tests/fresh/fresh_test.sh), which also use curl and python3; catatonit: the pause process of
 # the pods podman kube play makes.
 container_pkgs="podman buildah catatonit debootstrap fuse-overlayfs slirp4netns uidmap runc curl python3"
-# tools/train.py and tools/gen_reference.py (PyTorch; call /usr/bin/python3), bench/ (wrk).
-train_pkgs="python3 python3-numpy python3-torch wrk"
+# tools/train.py and tools/gen_reference.py (PyTorch; call /usr/bin/python3), bench/ (wrk; the
+# FastAPI + uvicorn peer of bench/peers_bench.py, ../shared/peers).
+train_pkgs="python3 python3-numpy python3-torch wrk python3-fastapi python3-uvicorn"
 
 list=0
 if [ "${1:-}" = --list ]; then list=1; shift; fi
