@@ -339,13 +339,8 @@ static srv_outcome_t check_framing(srv_request_t *r, const char *version, api_er
 /* The first call: a new request (r from srv_http_on_uri, or NULL). */
 static enum MHD_Result on_new(srv_t *s, srv_request_t *r, struct MHD_Connection *conn, const char *url,
                               const char *method, const char *version, void **req_cls) {
-    if (!r) { /* srv_http_on_uri could not allocate: route on MHD's (decoded) url */
-        if (!(r = calloc(1, sizeof *r))) return MHD_NO;
-        r->s = s;
-        r->conn = conn;
-        r->t_start_ns = srv_now_ns();
-        copy_cut(r->path, sizeof r->path, url);
-        r->path_rc = srv_path_normalize(url, r->route_path, sizeof r->route_path, &r->path_why);
+    if (!r) { /* srv_http_on_uri could not allocate: try again, routing on MHD's (decoded) url */
+        if (!(r = srv_http_on_uri(s, url, conn))) return MHD_NO;
         *req_cls = r;
     }
     atomic_fetch_add(&s->inflight, 1);
