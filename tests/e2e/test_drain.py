@@ -101,8 +101,14 @@ class Drain(unittest.TestCase):
                   for _ in range(3)]
             for t in ts:
                 t.start()
+            # Signal only once all three big requests are in (the stalled one, the three and this
+            # /metrics request: 5 in flight) and one runs: a client still connecting at the
+            # signal would be refused (seen once in CI) and prove nothing.
             deadline = time.time() + 5
-            while srv.metrics()["gru_workers_busy"] < 1 and time.time() < deadline:
+            while time.time() < deadline:
+                m = srv.metrics()
+                if m["gru_workers_busy"] >= 1 and m["gru_inflight_requests"] >= 5:
+                    break
                 time.sleep(0.002)
             t0 = time.time()
             srv.terminate()
