@@ -6,7 +6,8 @@
  * 2. Every variant in one batch. Unidirectional: variant i shares its first p_i tokens with the
  *    text (the longest common prefix); it runs only tokens p_i.. from the states after token
  *    p_i - 1 (row p_i - 1 of step 1's states is exactly the (L, D, H) h0 that
- *    gru_forward_batch_states takes), and the first p_i rows of its trajectory are the text's. Bidirectional: in full.
+ *    gru_forward_batch_states takes), and the first p_i rows of its trajectory are the text's. Bidirectional, or a
+ *    head that pools over positions (config "pooling"): in full.
  * A variant equal to a prefix of the text runs no token at all: its head reads the shared state.
  */
 #include "explain.h"
@@ -67,7 +68,7 @@ int gru_explain_run(gru_ctx_t *ctx, const gru_input_t *text, gru_output_t *text_
     const gru_config_t *c = gru_model_config(gru_ctx_model(ctx));
     const size_t N = text->len, C = (size_t)c->num_labels;
     const size_t LH = (size_t)c->num_layers * (size_t)c->hidden_size; /* one token's states, D = 1 */
-    const int reuse = !c->bidirectional && N > 0;
+    const int reuse = !c->bidirectional && c->pooling == GRU_POOL_LAST && N > 0;
 
     float *states = NULL, *traj = NULL;
     gru_input_t *sub_in = NULL;

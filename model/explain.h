@@ -9,7 +9,8 @@
  * text shares the states of every layer after them, so only its remaining tokens are run,
  * starting from those states (gru_forward_batch_states). The N leave-one-out variants of an N-token text
  * then cost N(N-1)/2 token steps instead of N(N-1), all in one batch. Bidirectional models read
- * every token with both directions, so their variants run in full (still one batch).
+ * every token with both directions, and a pooling head reads every position, so their variants
+ * run in full (still one batch).
  *
  * Threads: as gru_forward_batch (one ctx per thread; the model is shared read-only).
  *

@@ -190,6 +190,15 @@ static int config_load(gru_config_t *cfg, const char *dir, char *err, size_t err
         goto out;
     }
     cfg->bidirectional = json_is_true(bi);
+    json_t *pool = json_object_get(root, "pooling");
+    const char *pname = pool ? json_string_value(pool) : "last";
+    if (pname && strcmp(pname, "last") == 0) cfg->pooling = GRU_POOL_LAST;
+    else if (pname && strcmp(pname, "max") == 0) cfg->pooling = GRU_POOL_MAX;
+    else if (pname && strcmp(pname, "mean") == 0) cfg->pooling = GRU_POOL_MEAN;
+    else {
+        rc = gru__errorf(err, errlen, -EINVAL, "%s: \"pooling\" must be \"last\", \"max\" or \"mean\"", path);
+        goto out;
+    }
     json_t *labels = json_object_get(root, "labels");
     if (!json_is_array(labels) || json_array_size(labels) < 2 || json_array_size(labels) > GRU_MAX_LABELS) {
         rc = gru__errorf(err, errlen, -EINVAL, "%s: \"labels\" must be a list of 2 to %d strings", path,
@@ -556,6 +565,20 @@ static void head_row(const gru_model_t *m, float *probs, const float *x) {
     softmax(probs, logits, C);
 }
 
+/* One step of pooling over positions: acc = y at t == 0, else acc = max(acc, y) or acc + y. */
+static void pool_step(gru_pooling_t p, float *acc, const float *y, size_t k, size_t t) {
+    if (t == 0) memcpy(acc, y, k * sizeof(float));
+    else if (p == GRU_POOL_MAX)
+        for (size_t j = 0; j < k; j++) acc[j] = y[j] > acc[j] ? y[j] : acc[j];
+    else
+        for (size_t j = 0; j < k; j++) acc[j] += y[j];
+}
+
+/* The mean from the sum of len rows (len > 0). */
+static void pool_mean_finish(float *acc, size_t k, size_t len) {
+    for (size_t j = 0; j < k; j++) acc[j] /= (float)len;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Scratch memory */
 
@@ -573,7 +596,7 @@ struct gru_ctx {
     float *gh;     /* (B, 3H) recurrent projections of one step */
     float *h;      /* (D, B, H) states */
     float *gates;  /* (3, B, H) r, z, n of one step */
-    float *feat;   /* (D*H) head input of one text */
+    float *feat;   /* (2*D*H) head input of one text, and a trajectory's running pool */
     const float **gi; /* (B) row pointers */
     gru_rank_t *rank; /* (B) texts sorted by length, longest first */
     size_t *offs;     /* (T + 1) packed row offset of each step */
@@ -631,7 +654,7 @@ static int ctx_reserve(gru_ctx_t *ctx, size_t N, size_t B, size_t T) {
     if (B > ctx->cap_b) {
         if (grow((void **)&ctx->gh, B * 3 * H, sizeof(float)) || grow((void **)&ctx->h, D * B * H, sizeof(float)) ||
             grow((void **)&ctx->gates, 3 * B * H, sizeof(float)) ||
-            grow((void **)&ctx->feat, D * H, sizeof(float)) || grow((void **)&ctx->gi, B, sizeof(float *)) ||
+            grow((void **)&ctx->feat, 2 * D * H, sizeof(float)) || grow((void **)&ctx->gi, B, sizeof(float *)) ||
             grow((void **)&ctx->rank, B, sizeof(gru_rank_t)))
             return -ENOMEM;
         ctx->cap_b = B;
@@ -704,6 +727,7 @@ int gru_forward_batch_states(gru_ctx_t *ctx, const gru_input_t *in, gru_output_t
     int want_traj = 0;
     for (size_t k = 0; k < n; k++) {
         if (!out[k].probs || (in[k].len && !in[k].ids)) return -EINVAL;
+        if (h0s && h0s[k] && c->pooling != GRU_POOL_LAST) return -EINVAL; /* a pool needs the whole text */
         if (in[k].len > (size_t)INT_MAX || N > SIZE_MAX / 2) return -EINVAL;
         for (size_t t = 0; t < in[k].len; t++)
             if (in[k].ids[t] < 0 || in[k].ids[t] >= c->vocab_size) return -EINVAL;
@@ -784,22 +808,46 @@ int gru_forward_batch_states(gru_ctx_t *ctx, const gru_input_t *in, gru_output_t
         in_dim = DH;
     }
 
-    /* Head: softmax(fc([h_fwd, h_bwd])) of the last layer's final states, one text at a time
-     * (head_row), so that a text's probabilities do not depend on its batch. */
+    /* Head: softmax(fc(feature)) one text at a time (head_row), so that a text's probabilities
+     * do not depend on its batch. The feature is the last layer's final states [h_fwd, h_bwd],
+     * or the max or mean of its outputs y_t over the text's positions, taken in position order
+     * (so the same arithmetic whatever the batch). */
     for (size_t i = 0; i < n; i++) {
         float *feat = ctx->feat; /* (D*H) */
-        for (int d = 0; d < D; d++)
-            memcpy(feat + (size_t)d * H, ctx->h + ((size_t)d * n + i) * H, (size_t)H * sizeof(float));
+        if (c->pooling == GRU_POOL_LAST || ctx->rank[i].len == 0) {
+            for (int d = 0; d < D; d++)
+                memcpy(feat + (size_t)d * H, ctx->h + ((size_t)d * n + i) * H, (size_t)H * sizeof(float));
+        } else {
+            for (size_t t = 0; t < ctx->rank[i].len; t++)
+                pool_step(c->pooling, feat, y + (ctx->offs[t] + i) * (size_t)DH, (size_t)DH, t);
+            if (c->pooling == GRU_POOL_MEAN) pool_mean_finish(feat, (size_t)DH, ctx->rank[i].len);
+        }
         head_row(m, out[ctx->rank[i].idx].probs, feat);
     }
 
-    /* Trajectory: the head on every prefix state h_t of the last layer (unidirectional: its
-     * last point is the final state, so it equals probs bit for bit). */
-    if (want_traj)
+    /* Trajectory: the head on every prefix of the last layer (unidirectional): its state h_t, or
+     * the running max or mean of y_1..y_t, built in the same order as the feature above, so the
+     * last point equals probs bit for bit. */
+    if (want_traj && c->pooling == GRU_POOL_LAST)
         for (size_t t = 0; t < T; t++)
             for (int i = 0; i < ctx->bsz[t]; i++) {
                 float *tr = out[ctx->rank[i].idx].trajectory;
                 if (tr) head_row(m, tr + t * C, y + (ctx->offs[t] + (size_t)i) * H);
             }
+    else if (want_traj)
+        for (size_t i = 0; i < n; i++) {
+            float *tr = out[ctx->rank[i].idx].trajectory, *acc = ctx->feat, *tmp = ctx->feat + H;
+            if (!tr) continue;
+            for (size_t t = 0; t < ctx->rank[i].len; t++) {
+                pool_step(c->pooling, acc, y + (ctx->offs[t] + i) * (size_t)H, (size_t)H, t);
+                const float *f = acc;
+                if (c->pooling == GRU_POOL_MEAN) {
+                    memcpy(tmp, acc, (size_t)H * sizeof(float));
+                    pool_mean_finish(tmp, (size_t)H, t + 1);
+                    f = tmp;
+                }
+                head_row(m, tr + t * C, f);
+            }
+        }
     return 0;
 }

@@ -10,8 +10,10 @@
  *     z = sigmoid(W_iz x + b_iz + W_hz h + b_hz)
  *     n = tanh(W_in x + b_in + r * (W_hn h + b_hn))
  *     h' = (1 - z) * n + z * h
- * The head is softmax(fc(h_T)) with h_T the last layer's final state (bidirectional: forward
- * final state, then backward final state).
+ * The head is softmax(fc(h)). By default (config "pooling": "last") h is the last layer's
+ * final state (bidirectional: forward final state, then backward final state); with "max" or
+ * "mean" it is the element-wise max or mean of the last layer's outputs y_1..y_T (each y_t the
+ * forward state after token t, then the backward state after reading it).
  *
  * Threads: a model is read-only after gru_model_load() and shared by all threads; each thread
  * that runs forward passes owns one gru_ctx_t (its scratch memory).
@@ -52,6 +54,9 @@ typedef enum { GRU_GATES_NONE = 0, GRU_GATES_SUMMARY = 1, GRU_GATES_FULL = 2 } g
 /* Gate kinds in a gates buffer (full mode has all four, summary mode the first two). */
 enum { GRU_GATE_RESET = 0, GRU_GATE_UPDATE = 1, GRU_GATE_CANDIDATE = 2, GRU_GATE_HIDDEN = 3 };
 
+/* What the head reads (config.json "pooling"). */
+typedef enum { GRU_POOL_LAST = 0, GRU_POOL_MAX = 1, GRU_POOL_MEAN = 2 } gru_pooling_t;
+
 /* The parsed config.json. Read-only; borrowed from the model. */
 typedef struct {
     char name[128];            /* the model directory's base name, e.g. "sst2-en" */
@@ -61,6 +66,7 @@ typedef struct {
     int num_layers;            /* L */
     int bidirectional;         /* 0 or 1; directions D = 1 + bidirectional */
     int num_labels;            /* C */
+    gru_pooling_t pooling;     /* the head's input; GRU_POOL_LAST when config.json has none */
     char labels[GRU_MAX_LABELS][GRU_MAX_LABEL_LEN];
     tok_config_t tokenizer;
     size_t num_params;         /* total float parameters */
@@ -101,8 +107,9 @@ typedef struct {
  *            directions:
  *              full:    gates[(((l * D + d) * 4 + k) * len + t) * H + j]
  *              summary: gates[((l * D + d) * 2 + k) * len + t]   (mean over the H units)
- * trajectory NULL, or len * C floats: softmax(fc(h_t)) for each prefix t (unidirectional
- *            models only; ignored for bidirectional ones). */
+ * trajectory NULL, or len * C floats: the head on each prefix t, softmax(fc(h_t)), or with
+ *            pooling the max or mean of y_1..y_t (unidirectional models only; ignored for
+ *            bidirectional ones). Its last point equals probs bit for bit. */
 typedef struct {
     float *probs;
     float *gates;
@@ -163,8 +170,9 @@ int gru_forward_batch(gru_ctx_t *ctx, const gru_input_t *in, gru_output_t *out, 
  *     states[i][((t * L + l) * D + d) * H + j]
  * (backward direction: the state after reading tokens len-1 .. t). Row t of it, (L, D, H), is
  * an h0 for the tokens after t: for a unidirectional model, running tokens t+1.. from it gives
- * the results of the whole text (model/explain.h builds on this). h0 and states are borrowed
- * for the call. Returns as gru_forward_batch. */
+ * the results of the whole text (model/explain.h builds on this), when the head reads the last
+ * state: with pooling ("max", "mean") the pool needs every position, so every h0[i] must be
+ * NULL (-EINVAL otherwise). h0 and states are borrowed for the call. Returns as gru_forward_batch. */
 int gru_forward_batch_states(gru_ctx_t *ctx, const gru_input_t *in, gru_output_t *out, size_t n,
                              gru_gates_mode_t mode, const float *const *h0, float *const *states);
 

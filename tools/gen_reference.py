@@ -17,7 +17,9 @@ exact answer for those weights rounded once to float32. The script asserts that 
 reproduces nn.GRU run in float64 (outputs and h_n, to 1e-10; per text and as one packed batch)
 and that the whole float32 PyTorch pipeline (embedding -> nn.GRU -> fc -> softmax) agrees with
 the expected probabilities to 1e-5. The head reads h_n of the last layer (bidirectional:
-cat(h_n[-2], h_n[-1])). A text of length 0 has probabilities softmax(fc(zeros)) (the engine's
+cat(h_n[-2], h_n[-1])), or for the cases with "pool" (config "pooling") the max or mean of the
+last layer's outputs over positions; tools/train.py's GRUClassifier, float32, on the same weights
+must agree to 1e-5 as well. A text of length 0 has probabilities softmax(fc(zeros)) (the engine's
 contract; nn.GRU cannot run it) and no gates.
 
 expected.bin, all little-endian, no padding:
@@ -29,6 +31,7 @@ expected.bin, all little-endian, no padding:
         i32  ids[len]            in [0, V)
         f32  probs[C]            softmax(fc(h_T))
         f32  traj[len][C]        only when D == 1: softmax(fc(h_t)) of the last layer, per t
+                                 (pooling: of the max / mean of its outputs 1..t)
         f32  gates[L][D][4][len][H]   only when flags & 1: kinds r, z, n, h (h = the state after
                                  the token), positions in TEXT order for both directions: the
                                  backward direction's entry t is the step that read token t.
@@ -52,6 +55,7 @@ import torch.nn as nn
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from gru_format import write_model_dir  # noqa: E402
+import train  # noqa: E402  (GRUClassifier: the trainer's module, checked against the reference)
 
 MAGIC = b"GRUREF1\0"
 END_MAGIC = b"GRUEND1\0"
@@ -72,6 +76,15 @@ CASES = [
          lengths=[0, 1, 2, 3, 6, 11, 20, 37, 70, 150, 300], gates_max_len=300),
     dict(name="l1_h256_uni", V=300, E=64, H=256, L=1, B=False, C=2, scale=1.0, fc_scale=8.0, seed=505,
          lengths=[0, 1, 2, 3, 7, 15, 31, 63, 127, 200, 299, 300], gates_max_len=7, gates_extra=[300]),
+    # Pooling heads (config "pooling"): max / mean of the last layer's outputs over positions.
+    dict(name="l1_h32_uni_max", V=60, E=16, H=32, L=1, B=False, C=2, scale=1.5, fc_scale=4.0, seed=707,
+         pool="max", lengths=[0, 1, 2, 3, 5, 8, 13, 40, 100], gates_max_len=13),
+    dict(name="l2_h16_uni_mean", V=60, E=8, H=16, L=2, B=False, C=3, scale=1.5, fc_scale=6.0, seed=808,
+         pool="mean", lengths=[0, 1, 2, 3, 5, 8, 13, 40, 100], gates_max_len=13),
+    dict(name="l1_h24_bi_max", V=60, E=16, H=24, L=1, B=True, C=2, scale=1.5, fc_scale=4.0, seed=909,
+         pool="max", lengths=[0, 1, 2, 3, 5, 8, 13, 40, 100], gates_max_len=13),
+    dict(name="l1_h24_bi_mean", V=60, E=16, H=24, L=1, B=True, C=2, scale=1.5, fc_scale=8.0, seed=1010,
+         pool="mean", lengths=[0, 1, 2, 3, 5, 8, 13, 40, 100], gates_max_len=13),
     dict(name="l1_h128_uni_c3", V=150, E=32, H=128, L=1, B=False, C=3, scale=1.5, fc_scale=4.0, seed=606,
          lengths=[0, 1, 2, 3, 4, 6, 9, 14, 22, 35, 56, 90], gates_max_len=35, gates_extra=[90]),
 ]
@@ -139,9 +152,18 @@ def reference(case, mods, ids):
             finals.append(out[0] if d else out[-1])
         x = torch.cat(outs, dim=1)  # (T, D*H)
     h_n = torch.stack(finals)  # (L*D, H), nn.GRU's order
-    feat = torch.cat([h_n[-2], h_n[-1]]) if D == 2 else h_n[-1]
+    pool = case.get("pool", "last")
+    if pool == "last":
+        feat = torch.cat([h_n[-2], h_n[-1]]) if D == 2 else h_n[-1]
+        prefix = x  # the head's input after each prefix (unidirectional)
+    elif pool == "max":
+        feat = x.max(dim=0).values
+        prefix = torch.cummax(x, dim=0).values
+    else:
+        feat = x.mean(dim=0)
+        prefix = torch.cumsum(x, dim=0) / torch.arange(1, T + 1, dtype=torch.float64)[:, None]
     probs = torch.softmax(fw @ feat + fb, -1)
-    traj = torch.softmax(x @ fw.T + fb, -1) if D == 1 else None
+    traj = torch.softmax(prefix @ fw.T + fb, -1) if D == 1 else None
     return probs, traj, gates, (x, h_n)
 
 
@@ -164,10 +186,6 @@ def check_against_torch(case, mods, seqs, refs):
             idt = torch.tensor([ids], dtype=torch.long)
             out, h_n = gru64(emb64[idt])
             worst64 = max(worst64, (out[0] - x_ref).abs().max().item(), (h_n[:, 0] - hn_ref).abs().max().item())
-            _, h32 = gru(embedding(idt))
-            feat = torch.cat([h32[-2], h32[-1]], dim=1) if D == 2 else h32[-1]
-            p32 = torch.softmax(fc(feat), -1)[0].double()
-            worst32 = max(worst32, (p32 - probs).abs().max().item())
         # All non-empty texts as one packed batch (the trainer's path).
         nz = [(ids, r[3][1]) for ids, r in zip(seqs, refs) if ids]
         lens = torch.tensor([len(i) for i, _ in nz])
@@ -178,6 +196,22 @@ def check_against_torch(case, mods, seqs, refs):
         _, h_n = gru64(packed)
         for k, (_, hn_ref) in enumerate(nz):
             worst64 = max(worst64, (h_n[:, k] - hn_ref).abs().max().item())
+        # The trainer's own module (tools/train.py GRUClassifier, float32, the same weights),
+        # every text in one packed batch, empty ones included: what the shipped models run.
+        model = train.GRUClassifier(case["V"], case["E"], case["H"], case["L"], case["B"], case["C"],
+                                    pooling=case.get("pool", "last"))
+        sd = {"embedding.weight": embedding.weight}
+        sd.update({"gru." + k: v for k, v in gru.state_dict().items()})
+        sd.update({"fc." + k: v for k, v in fc.state_dict().items()})
+        model.load_state_dict(sd)
+        model.eval()
+        lens = torch.tensor([len(i) for i in seqs])
+        pad = torch.zeros(len(seqs), max(1, int(lens.max())), dtype=torch.long)
+        for k, ids in enumerate(seqs):
+            pad[k, :len(ids)] = torch.tensor(ids, dtype=torch.long)
+        p32 = torch.softmax(model(pad, lens), -1).double()
+        for k, r in enumerate(refs):
+            worst32 = max(worst32, (p32[k] - r[0]).abs().max().item())
     assert worst64 < 1e-10, "%s: cell loop vs nn.GRU (float64): %g" % (case["name"], worst64)
     assert worst32 < 1e-5, "%s: float32 PyTorch pipeline vs reference: %g" % (case["name"], worst32)
     return worst64, worst32
@@ -206,7 +240,8 @@ def write_case(out_root, case):
     state.update({"fc." + k: v for k, v in fc.state_dict().items()})
     vocab = ["<pad>", "<unk>"] + ["t%d" % i for i in range(2, V)]
     write_model_dir(d, state, vocab, labels=LABELS[C], embedding_dim=E, hidden_size=H, num_layers=L,
-                    bidirectional=case["B"], tokenizer={"kind": "word", "lowercase": True, "max_tokens": 512})
+                    bidirectional=case["B"], tokenizer={"kind": "word", "lowercase": True, "max_tokens": 512},
+                    pooling=case.get("pool", "last"))
 
     gated = 0
     with open(os.path.join(d, "expected.bin"), "wb") as f:

@@ -71,12 +71,15 @@ def read_safetensors(path):
 
 
 def write_model_dir(out_dir, state_dict, vocab, *, labels, embedding_dim, hidden_size,
-                    num_layers, bidirectional, tokenizer, languages=None, extra_config=None):
+                    num_layers, bidirectional, tokenizer, languages=None, pooling="last",
+                    extra_config=None):
     """Writes config.json, model.safetensors and vocab.txt into out_dir.
 
     state_dict: the module's state_dict() (names as in the README); vocab: list of tokens with
     vocab[0] == "<pad>" and vocab[1] == "<unk>"; tokenizer: {"kind", "lowercase", "max_tokens"};
-    languages: the languages the model is for (e.g. ["en"]), written as config "languages".
+    languages: the languages the model is for (e.g. ["en"]), written as config "languages";
+    pooling: the head's input ("last", "max" or "mean"), written as config "pooling" unless
+    "last" (the default a config without the field means).
     """
     assert vocab[0] == "<pad>" and vocab[1] == "<unk>"
     os.makedirs(out_dir, exist_ok=True)
@@ -93,6 +96,8 @@ def write_model_dir(out_dir, state_dict, vocab, *, labels, embedding_dim, hidden
     }
     if languages:
         config["languages"] = list(languages)
+    if pooling != "last":
+        config["pooling"] = pooling
     if extra_config:
         config.update(extra_config)
     with open(os.path.join(out_dir, "config.json"), "w", encoding="utf-8") as f:

@@ -61,7 +61,7 @@ _THREADS = _early_threads(sys.argv[1:])
 
 import torch  # noqa: E402
 import torch.nn as nn  # noqa: E402
-from torch.nn.utils.rnn import pack_padded_sequence  # noqa: E402
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence  # noqa: E402
 
 import gru_format  # noqa: E402
 import gru_tokenizer  # noqa: E402
@@ -144,8 +144,12 @@ def collate(data, batch):
 
 class GRUClassifier(nn.Module):
     def __init__(self, vocab_size, embedding_dim, hidden_size, num_layers=1, bidirectional=False,
-                 num_classes=2, dropout=0.0, emb_dropout=0.0, rnn="gru", sparse=False):
+                 num_classes=2, dropout=0.0, emb_dropout=0.0, rnn="gru", sparse=False,
+                 pooling="last"):
         super().__init__()
+        # pooling: the head reads the last layer's final state(s) ("last"), or the element-wise
+        # max or mean of its outputs over the text's tokens ("max", "mean").
+        self.pooling = pooling
         self.embedding = nn.Embedding(vocab_size, embedding_dim, padding_idx=0, sparse=sparse)
         # rnn="lstm" is for comparison runs only (not exportable: the engine serves GRUs).
         cls = nn.LSTM if rnn == "lstm" else nn.GRU
@@ -169,10 +173,19 @@ class GRUClassifier(nn.Module):
         emb = self.emb_drop(self.embedding(x[nz]))
         packed = pack_padded_sequence(emb, lengths[nz].cpu(), batch_first=True,
                                       enforce_sorted=False)
-        _, h_n = self.gru(packed)  # (L*D, b, H), in the input order
-        if self.rnn == "lstm":
-            h_n = h_n[0]  # (h_n, c_n)
-        hf = torch.cat((h_n[-2], h_n[-1]), dim=1) if self.bidirectional else h_n[-1]
+        out, h_n = self.gru(packed)  # (L*D, b, H), in the input order
+        if self.pooling != "last":
+            y, _ = pad_packed_sequence(out, batch_first=True)  # (b, T, D*H), zero-padded
+            lens = lengths[nz]
+            mask = (torch.arange(y.size(1))[None, :] < lens[:, None])[:, :, None]
+            if self.pooling == "max":
+                hf = y.masked_fill(~mask, float("-inf")).max(dim=1).values
+            else:
+                hf = (y * mask).sum(dim=1) / lens[:, None].to(y.dtype)
+        else:
+            if self.rnn == "lstm":
+                h_n = h_n[0]  # (h_n, c_n)
+            hf = torch.cat((h_n[-2], h_n[-1]), dim=1) if self.bidirectional else h_n[-1]
         if len(nz) == bsz:
             return hf
         h = h.clone()
@@ -288,7 +301,8 @@ def load_model_dir(d):
     if len(vocab) != cfg["vocab_size"]:
         raise SystemExit(f"{d}: vocab.txt has {len(vocab)} tokens, config says {cfg['vocab_size']}")
     model = GRUClassifier(cfg["vocab_size"], cfg["embedding_dim"], cfg["hidden_size"],
-                          cfg["num_layers"], cfg["bidirectional"], len(cfg["labels"]))
+                          cfg["num_layers"], cfg["bidirectional"], len(cfg["labels"]),
+                          pooling=cfg.get("pooling", "last"))
     sd = {name: torch.from_numpy(np.asarray(vals, dtype=np.float32).reshape(shape))
           for name, (shape, vals) in tensors.items()}
     model.load_state_dict(sd, strict=True)  # exact names and shapes
@@ -401,7 +415,7 @@ def train(args):
 
     model = GRUClassifier(len(vocab), args.embedding_dim, args.hidden_size, args.num_layers,
                           args.bidirectional, len(LABELS), args.dropout, args.emb_dropout,
-                          args.rnn, args.sparse_emb)
+                          args.rnn, args.sparse_emb, args.pooling)
     if pretrained is not None:
         with torch.no_grad():
             for i, vec in pretrained.items():
@@ -592,14 +606,15 @@ def train(args):
                              "embedding_dim", "hidden_size", "num_layers", "bidirectional",
                              "glove", "glove_vocab", "teacher", "distill_weight", "emb_lr", "sparse_emb", "freeze_emb_epochs",
                              "dropout", "emb_dropout", "word_dropout", "repeat_long", "average", "lr", "lr_decay", "weight_decay",
-                             "batch_size", "clip", "min_freq", "max_vocab", "seed", "select")}},
+                             "batch_size", "clip", "min_freq", "max_vocab", "seed", "select", "pooling")}},
         }
         gru_format.write_model_dir(
             args.out, sd, vocab, labels=LABELS, embedding_dim=args.embedding_dim,
             hidden_size=args.hidden_size, num_layers=args.num_layers,
             bidirectional=args.bidirectional,
             tokenizer={"kind": args.kind, "lowercase": lowercase, "max_tokens": args.max_tokens},
-            languages=[x for x in args.languages.split(",") if x], extra_config=extra)
+            languages=[x for x in args.languages.split(",") if x], pooling=args.pooling,
+            extra_config=extra)
         size = sum(os.path.getsize(os.path.join(args.out, f)) for f in os.listdir(args.out))
         print(f"wrote {args.out} ({size / 1e6:.1f} MB)", flush=True)
     if args.metrics_json:
@@ -647,6 +662,9 @@ def main(argv=None):
     ap.add_argument("--select", choices=("acc", "long", "macro"), default="acc",
                     help="early stopping on dev accuracy (all --dev files as one), on accuracy "
                          "of long dev rows, or on the mean of the --dev files' accuracies")
+    ap.add_argument("--pooling", choices=("last", "max", "mean"), default="last",
+                    help="head input: the final state(s), or the max or mean of the last "
+                         "layer's outputs over the tokens")
     ap.add_argument("--rnn", choices=("gru", "lstm"), default="gru",
                     help="lstm: a comparison run only (cannot be written with --out)")
     ap.add_argument("--glove", metavar="DIR", nargs="?", const="~/.cache/gru-sentiment/glove",

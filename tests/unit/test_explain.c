@@ -27,11 +27,17 @@
 
 typedef struct {
     int layers, bidirectional, hidden;
+    gru_pooling_t pooling;
 } shape_t;
 
+/* Pooling heads (max, mean) read every position, so their variants run in full like a
+ * bidirectional model's. */
 static const shape_t SHAPES[] = {
-    {1, 0, 16}, {2, 0, 16}, {3, 0, 16}, {1, 1, 16}, {2, 1, 16}, {3, 1, 16}, {1, 0, 12}, {2, 1, 12},
+    {1, 0, 16, GRU_POOL_LAST}, {2, 0, 16, GRU_POOL_LAST}, {3, 0, 16, GRU_POOL_LAST}, {1, 1, 16, GRU_POOL_LAST},
+    {2, 1, 16, GRU_POOL_LAST}, {3, 1, 16, GRU_POOL_LAST}, {1, 0, 12, GRU_POOL_LAST}, {2, 1, 12, GRU_POOL_LAST},
+    {1, 0, 16, GRU_POOL_MAX},  {2, 0, 12, GRU_POOL_MEAN}, {1, 1, 16, GRU_POOL_MEAN},
 };
+static int full_run(const shape_t *sh) { return sh->bidirectional || sh->pooling != GRU_POOL_LAST; }
 #define N_SHAPES (sizeof SHAPES / sizeof SHAPES[0])
 
 static uint64_t rng_next(uint64_t *s) {
@@ -52,6 +58,7 @@ static gru_model_t *random_model(const shape_t *sh, uint64_t seed, const gru_loa
     cfg.hidden_size = sh->hidden;
     cfg.num_layers = sh->layers;
     cfg.bidirectional = sh->bidirectional;
+    cfg.pooling = sh->pooling;
     cfg.num_labels = 3;
     gru_model_t *m = NULL;
     assert_int_equal(gru_model_new_random(&m, &cfg, seed, opt), 0);
@@ -135,8 +142,9 @@ static void on_every_model(const char *what, uint64_t model_seed, const size_t *
         assert_int_equal(gru_ctx_new(&ctx, m), 0);
         double worst = 0.0;
         for (size_t li = 0; li < n_lens; li++) worst = fmax(worst, one(ctx, &SHAPES[s], lens[li], &seed));
-        printf("%s L%d %s H%d %-8s: max |explain - plain| %.2e\n", what, SHAPES[s].layers,
-               SHAPES[s].bidirectional ? "bi " : "uni", SHAPES[s].hidden, PATH_NAMES[path], worst);
+        printf("%s L%d %s H%d pool %d %-8s: max |explain - plain| %.2e\n", what, SHAPES[s].layers,
+               SHAPES[s].bidirectional ? "bi " : "uni", SHAPES[s].hidden, (int)SHAPES[s].pooling,
+               PATH_NAMES[path], worst);
         assert_true(worst <= EXPLAIN_TOL);
         gru_ctx_free(ctx);
         gru_model_free(m);
@@ -158,15 +166,16 @@ static double loo_case(gru_ctx_t *ctx, const shape_t *sh, size_t N, uint64_t *se
     size_t run = 0;
     double worst = check_variants(ctx, &text, var, N, &run);
     /* Prefix reuse: variant i runs the N - 1 - p tokens after its common prefix p with the text
-     * (p = i, or more when token i repeats the next one); bidirectional variants run all N - 1. */
+     * (p = i, or more when token i repeats the next one); bidirectional or pooling variants run
+     * all N - 1. */
     size_t expect = 0;
     for (size_t i = 0; i < N; i++) {
         size_t p = 0;
         while (p < N - 1 && var[i].ids[p] == ids[p]) p++;
         assert_true(p >= i);
-        expect += sh->bidirectional ? N - 1 : N - 1 - p;
+        expect += full_run(sh) ? N - 1 : N - 1 - p;
     }
-    assert_true(run <= (sh->bidirectional ? N * (N ? N - 1 : 0) : N * (N ? N - 1 : 0) / 2));
+    assert_true(run <= (full_run(sh) ? N * (N ? N - 1 : 0) : N * (N ? N - 1 : 0) / 2));
     assert_int_equal(run, expect);
     free(ids);
     free(buf);
@@ -272,7 +281,13 @@ static void test_forward_states_layout(void **state) {
                                            gates[(((l * D + d) * 4 + GRU_GATE_HIDDEN) * N + t) * H + j], 0.0);
         /* Resuming every direction from the states after the last token with no tokens reads
          * those states in the head: for a unidirectional model, the text's own probabilities. */
-        if (D == 1) {
+        if (D == 1 && c->pooling != GRU_POOL_LAST) { /* a pool needs the whole text: refused */
+            float p2[16];
+            gru_input_t rest = {NULL, 0};
+            gru_output_t o2 = {p2, NULL, NULL};
+            const float *h0 = states + (N - 1) * L * H;
+            assert_int_equal(gru_forward_batch_states(ctx, &rest, &o2, 1, GRU_GATES_NONE, &h0, NULL), -EINVAL);
+        } else if (D == 1) {
             float p2[16];
             gru_input_t rest = {NULL, 0};
             gru_output_t o2 = {p2, NULL, NULL};
