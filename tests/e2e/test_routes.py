@@ -93,6 +93,7 @@ class Routes(unittest.TestCase):
         self.assertEqual((en["hidden_size"], en["num_layers"], en["bidirectional"]), (24, 1, False))
         self.assertEqual((en["accuracy"], en["macro_f1"]), (0.5, 0.33))  # from the model card
         self.assertGreater(en["num_parameters"], 0)
+        self.assertEqual(en["pooling"], "last")
 
     def test_openapi(self):
         # The document itself equals the route table: tests/unit/test_route.c. Here: it is served.

@@ -359,6 +359,7 @@ static void test_api_models_body(void **state) {
     assert_true(fabs(json_real_value(json_object_get(m0, "accuracy")) - 0.874) < 1e-9);
     assert_true(json_is_null(json_object_get(m0, "macro_f1")));
     assert_int_equal(json_integer_value(json_object_get(m0, "num_parameters")), 99);
+    assert_string_equal(json_string_value(json_object_get(m0, "pooling")), "last");
     assert_int_equal(json_array_size(json_object_get(m0, "labels")), 3);
     assert_string_equal(json_string_value(json_object_get(m0, "version")), "00112233aabbccdd");
     assert_int_equal(json_array_size(json_object_get(m0, "languages")), 0); /* none declared */
