@@ -11,6 +11,11 @@ none or summary (the peer's "gates": true is its per-token r/z means: the same i
 
     bench/peers_bench.py [--build build] [--duration 10] [--connections 1,16,64] [--texts 1,32]
                          [--gates none,summary] [--skip-fastapi] [--serve-args '...']
+                         [--models sst2-en,sst2-en-glove,...]
+
+--models: also, in the same run, one scenario per named model of the one gru-serve (one text per
+request, "model" set; a Chinese sentence of the same length for models whose config.json
+declares "zh"), so that models compare with each other and with mhd_hello.
 
 Prints a table (req/s, texts/s, p50, p99, non-2xx, RSS) and the ratios gru-serve / fastapi and
 gru-serve / mhd_hello. Figures drift on shared machines: compare the ratios within one run.
@@ -37,6 +42,7 @@ SENTENCES = [
     "i loved every minute of it", "the acting is wooden and the dialogue is worse",
 ]
 BATCH = (SENTENCES * 4)[:32]
+SENTENCE_ZH = "这家店的菜凉了，但是服务员今晚真的很热情"  # the same meaning, 20 characters
 
 WRK_LUA = r'''
 wrk.method = "POST"
@@ -51,8 +57,19 @@ end
 '''
 
 
-def body(server, batch, gates):
-    if server == "gru-serve":
+def model_languages(name):
+    try:
+        with open(os.path.join(ROOT, "models", name, "config.json"), encoding="utf-8") as f:
+            return json.load(f).get("languages", [])
+    except OSError:
+        return []
+
+
+def body(server, batch, gates, model=None):
+    if model:
+        d = {"text": SENTENCE_ZH if "zh" in model_languages(model) else SENTENCE, "model": model,
+             "gates": "summary" if gates else "none"}
+    elif server == "gru-serve":
         d = {"texts": BATCH} if batch else {"text": SENTENCE}
         d["gates"] = "summary" if gates else "none"
     else:
@@ -84,6 +101,7 @@ def main():
     ap.add_argument("--texts", default="1,32", help="texts per request: 1 and/or 32")
     ap.add_argument("--gates", default="none,summary", help="gates of gru-serve and fastapi (mhd_hello: none)")
     ap.add_argument("--serve-args", default="", help="extra gru-serve flags, e.g. '--model models/sst2-en'")
+    ap.add_argument("--models", default="", help="comma-separated model names: one scenario each (one text)")
     args = ap.parse_args()
     conns = [int(c) for c in args.connections.split(",")]
     serve = os.path.join(args.build, "server", "gru-serve")
@@ -121,36 +139,43 @@ def main():
             if not wait_http("http://127.0.0.1:%d%s" % (port, path), 120):
                 sys.exit("%s did not become ready" % name)
         rows = []
-        for name, port in servers.items():
-            url = "http://127.0.0.1:%d/v1/sentiment" % port
+        plan = []  # (server, batch, gates, model)
+        for name in servers:
             for batch in (False, True):
-                if ("32" if batch else "1") not in args.texts.split(","):
-                    continue
                 for gates in (False, True):
-                    if name == "mhd_hello" and gates:
-                        continue
-                    if name != "mhd_hello" and ("summary" if gates else "none") not in args.gates.split(","):
-                        continue
-                    lua = os.path.join(tmp, "%s_%d_%d.lua" % (name, batch, gates))
-                    with open(lua, "w") as f:
-                        f.write(WRK_LUA % body(name, batch, gates))
-                    for c in conns:
-                        cpu0 = cpu_seconds(procs[name].pid)
-                        r = run_wrk(url, lua, c, args.duration)
-                        cpu = cpu_seconds(procs[name].pid) - cpu0
-                        r.update(server=name, batch=32 if batch else 1, gates="summary" if gates else "none", conns=c,
-                                 rss=rss_kib(procs[name].pid),
-                                 cpu_us=1e6 * cpu / max(1.0, r["rps"] * args.duration))
-                        r["texts"] = r["rps"] * r["batch"]
-                        rows.append(r)
-                        print("%-10s c=%-3d batch=%-2d gates=%-7s %9.0f req/s %9.0f texts/s p50 %7.2f ms p99 %8.2f ms "
-                              "non2xx %d err %d RSS %6.1f MB CPU %5.1f us/req" % (
-                                  name, c, r["batch"], r["gates"], r["rps"], r["texts"], r["p50"], r["p99"],
-                                  r["non2xx"], r["errors"], r["rss"] / 1024, r["cpu_us"]), flush=True)
+                    plan.append((name, batch, gates, None))
+        for model in [m for m in args.models.split(",") if m]:
+            for gates in (False, True):
+                plan.append(("gru-serve", False, gates, model))
+        for name, batch, gates, model in plan:
+            port = servers[name]
+            url = "http://127.0.0.1:%d/v1/sentiment" % port
+            if ("32" if batch else "1") not in args.texts.split(","):
+                continue
+            if name == "mhd_hello" and gates:
+                continue
+            if name != "mhd_hello" and ("summary" if gates else "none") not in args.gates.split(","):
+                continue
+            lua = os.path.join(tmp, "%s_%d_%d_%s.lua" % (name, batch, gates, model or ""))
+            with open(lua, "w") as f:
+                f.write(WRK_LUA % body(name, batch, gates, model))
+            for c in conns:
+                cpu0 = cpu_seconds(procs[name].pid)
+                r = run_wrk(url, lua, c, args.duration)
+                cpu = cpu_seconds(procs[name].pid) - cpu0
+                r.update(server=name, batch=32 if batch else 1, gates="summary" if gates else "none", conns=c,
+                         model=model, rss=rss_kib(procs[name].pid),
+                         cpu_us=1e6 * cpu / max(1.0, r["rps"] * args.duration))
+                r["texts"] = r["rps"] * r["batch"]
+                rows.append(r)
+                print("%-10s c=%-3d batch=%-2d gates=%-7s %s%9.0f req/s %9.0f texts/s p50 %7.2f ms p99 %8.2f ms "
+                      "non2xx %d err %d RSS %6.1f MB CPU %5.1f us/req" % (
+                          name, c, r["batch"], r["gates"], "model=%s " % model if model else "", r["rps"],
+                          r["texts"], r["p50"], r["p99"], r["non2xx"], r["errors"], r["rss"] / 1024, r["cpu_us"]), flush=True)
         # Ratios, gru-serve against each peer on the same scenario.
-        print("\n| conns | texts/req | gates | gru-serve req/s | p50 ms | p99 ms | RSS MB | x fastapi | fastapi RSS MB "
+        print("\n| model | conns | texts/req | gates | gru-serve req/s | p50 ms | p99 ms | RSS MB | x fastapi | fastapi RSS MB "
               "| % of mhd_hello | CPU us/req | % of mhd_hello by CPU |")
-        print("|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        print("|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
         for r in rows:
             if r["server"] != "gru-serve":
                 continue
@@ -158,10 +183,10 @@ def main():
                 for q in rows:
                     if q["server"] == name and q["conns"] == r["conns"] and q["batch"] == r["batch"] and q["gates"] == gates:
                         return q
-            fa = peer("fastapi", r["gates"])
+            fa = peer("fastapi", r["gates"]) if not r["model"] else None
             mh = peer("mhd_hello", "none")
-            print("| %d | %d | %s | %.0f | %.2f | %.2f | %.1f | %s | %s | %s | %.1f | %s |" % (
-                r["conns"], r["batch"], r["gates"], r["rps"], r["p50"], r["p99"], r["rss"] / 1024,
+            print("| %s | %d | %d | %s | %.0f | %.2f | %.2f | %.1f | %s | %s | %s | %.1f | %s |" % (
+                r["model"] or "(default)", r["conns"], r["batch"], r["gates"], r["rps"], r["p50"], r["p99"], r["rss"] / 1024,
                 "%.0fx" % (r["rps"] / fa["rps"]) if fa and fa["rps"] else "-",
                 "%.0f" % (fa["rss"] / 1024) if fa else "-",
                 "%.0f%%" % (100 * r["rps"] / mh["rps"]) if mh and mh["rps"] else "-",
