@@ -14,7 +14,11 @@ sentences (what users send, and what the held-back test is). This splits train.t
   sentences by passing train_sentences.tsv more than once.
 
     /usr/bin/python3 tools/sst2_proxy.py [--data ../shared/data/sst2/train.tsv] \
-        [--out build/sst2-proxy]
+        [--out build/sst2-proxy] [--train-with-test]
+
+--train-with-test: the same two held-out sets, but the sent_test sentences and their phrases stay
+in training (only sent_dev is held out): for the final model, once the recipe was chosen and
+reported on sent_test by a run without it (write it to another --out, e.g. build/sst2-final).
 
 Deterministic for given arguments. Outputs are generated data (never committed). Exit 77 when
 the data file is absent (ctest's skip code).
@@ -54,6 +58,8 @@ def main():
     ap.add_argument("--test", type=int, default=700, help="held-out sentences for the report")
     ap.add_argument("--min-tokens", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--train-with-test", action="store_true",
+                    help="keep the sent_test sentences and their phrases in training")
     args = ap.parse_args()
 
     if not os.path.exists(args.data):
@@ -66,8 +72,9 @@ def main():
     cand = [i for i, (t, m) in enumerate(zip(texts, maximal)) if m and len(t.split()) >= args.min_tokens]
     rng = random.Random(args.seed)
     held = rng.sample(cand, args.sel + args.test)
-    held_set = set(held)
-    held_big = "\n " + " \n ".join(texts[i] for i in held) + " \n"
+    out_of_train = held[:args.sel] if args.train_with_test else held
+    held_set = set(out_of_train)
+    held_big = "\n " + " \n ".join(texts[i] for i in out_of_train) + " \n"
     kept_big = "\n " + " \n ".join(t for i, (t, m) in enumerate(zip(texts, maximal))
                                     if m and i not in held_set) + " \n"
     sentences, phrases, dropped = [], [], 0
@@ -87,7 +94,8 @@ def main():
     print(f"{args.data}: {len(rows)} rows, {sum(maximal)} sentences (maximal rows); held out "
           f"{args.sel} (sent_dev) + {args.test} (sent_test) of {len(cand)} with >= "
           f"{args.min_tokens} tokens; dropped {dropped} rows found only inside held-out "
-          f"sentences; train: {len(sentences)} sentences + {len(phrases)} phrases -> {args.out}")
+          f"sentences{' (sent_test kept in train)' if args.train_with_test else ''}; train: "
+          f"{len(sentences)} sentences + {len(phrases)} phrases -> {args.out}")
     return 0
 
 
