@@ -421,6 +421,12 @@ def train(args):
             for i, vec in pretrained.items():
                 model.embedding.weight[i] = torch.from_numpy(vec)
         print(f"embedding: {len(pretrained)} of {len(vocab)} rows from {args.glove}", flush=True)
+    if args.init_from:  # continue a stopped run: its best state, a fresh optimizer at --lr
+        ck = torch.load(args.init_from)
+        if ck["vocab"] != vocab:
+            raise SystemExit(f"{args.init_from}: its vocabulary differs from this run's")
+        model.load_state_dict(ck["state"])
+        print(f"initialized from {args.init_from} (epoch {ck['epoch']} of its run)", flush=True)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"model E={args.embedding_dim} H={args.hidden_size} L={args.num_layers} "
           f"B={args.bidirectional} dropout={args.dropout} emb_dropout={args.emb_dropout} "
@@ -606,7 +612,7 @@ def train(args):
                              "embedding_dim", "hidden_size", "num_layers", "bidirectional",
                              "glove", "glove_vocab", "teacher", "distill_weight", "emb_lr", "sparse_emb", "freeze_emb_epochs",
                              "dropout", "emb_dropout", "word_dropout", "repeat_long", "average", "lr", "lr_decay", "weight_decay",
-                             "batch_size", "clip", "min_freq", "max_vocab", "seed", "select", "pooling")}},
+                             "batch_size", "clip", "min_freq", "max_vocab", "seed", "select", "pooling", "init_from")}},
         }
         gru_format.write_model_dir(
             args.out, sd, vocab, labels=LABELS, embedding_dim=args.embedding_dim,
@@ -686,6 +692,10 @@ def main(argv=None):
     ap.add_argument("--languages", default="",
                     help="comma-separated languages written to config.json (e.g. en)")
     ap.add_argument("--checkpoint", help="torch.save the best state here after each improvement")
+    ap.add_argument("--init-from", metavar="CK",
+                    help="start from the state saved by another run's --checkpoint (same data and "
+                         "vocabulary; the optimizer starts afresh at --lr): continues a run that a "
+                         "time limit stopped")
     ap.add_argument("--from-checkpoint", metavar="CK",
                     help="no training: load the best state a run with the same arguments saved "
                          "in CK (--checkpoint), evaluate it and write --out")
