@@ -14,8 +14,10 @@ none or summary (the peer's "gates": true is its per-token r/z means: the same i
                          [--models sst2-en,sst2-en-glove,...]
 
 --models: also, in the same run, one scenario per named model of the one gru-serve (one text per
-request, "model" set; a Chinese sentence of the same length for models whose config.json
-declares "zh"), so that models compare with each other and with mhd_hello.
+request, "model" set; a Chinese sentence of the same meaning for models whose config.json under
+models/ declares "zh", or named NAME:zh), so that models compare with each other and with
+mhd_hello. Older models can be served beside the shipped ones with --serve-args, e.g.
+`--serve-args "--model zh=models/zh --model zh-old=/tmp/zh-old" --models zh,zh-old:zh`.
 
 Prints a table (req/s, texts/s, p50, p99, non-2xx, RSS) and the ratios gru-serve / fastapi and
 gru-serve / mhd_hello. Figures drift on shared machines: compare the ratios within one run.
@@ -67,8 +69,9 @@ def model_languages(name):
 
 def body(server, batch, gates, model=None):
     if model:
-        d = {"text": SENTENCE_ZH if "zh" in model_languages(model) else SENTENCE, "model": model,
-             "gates": "summary" if gates else "none"}
+        name, _, lang = model.partition(":")
+        zh = lang == "zh" or (not lang and "zh" in model_languages(name))
+        d = {"text": SENTENCE_ZH if zh else SENTENCE, "model": name, "gates": "summary" if gates else "none"}
     elif server == "gru-serve":
         d = {"texts": BATCH} if batch else {"text": SENTENCE}
         d["gates"] = "summary" if gates else "none"
@@ -170,7 +173,7 @@ def main():
                 rows.append(r)
                 print("%-10s c=%-3d batch=%-2d gates=%-7s %s%9.0f req/s %9.0f texts/s p50 %7.2f ms p99 %8.2f ms "
                       "non2xx %d err %d RSS %6.1f MB CPU %5.1f us/req" % (
-                          name, c, r["batch"], r["gates"], "model=%s " % model if model else "", r["rps"],
+                          name, c, r["batch"], r["gates"], "model=%s " % model.split(":")[0] if model else "", r["rps"],
                           r["texts"], r["p50"], r["p99"], r["non2xx"], r["errors"], r["rss"] / 1024, r["cpu_us"]), flush=True)
         # Ratios, gru-serve against each peer on the same scenario.
         print("\n| model | conns | texts/req | gates | gru-serve req/s | p50 ms | p99 ms | RSS MB | x fastapi | fastapi RSS MB "
@@ -186,7 +189,7 @@ def main():
             fa = peer("fastapi", r["gates"]) if not r["model"] else None
             mh = peer("mhd_hello", "none")
             print("| %s | %d | %d | %s | %.0f | %.2f | %.2f | %.1f | %s | %s | %s | %.1f | %s |" % (
-                r["model"] or "(default)", r["conns"], r["batch"], r["gates"], r["rps"], r["p50"], r["p99"], r["rss"] / 1024,
+                (r["model"] or "(default)").split(":")[0], r["conns"], r["batch"], r["gates"], r["rps"], r["p50"], r["p99"], r["rss"] / 1024,
                 "%.0fx" % (r["rps"] / fa["rps"]) if fa and fa["rps"] else "-",
                 "%.0f" % (fa["rss"] / 1024) if fa else "-",
                 "%.0f%%" % (100 * r["rps"] / mh["rps"]) if mh and mh["rps"] else "-",
