@@ -3,6 +3,9 @@
  * Layout of a safetensors file: u64 little-endian N, N bytes of JSON header
  * {"name": {"dtype": "F32", "shape": [..], "data_offsets": [begin, end]}, ...,
  *  "__metadata__": {...}}, then the data section; offsets are relative to its start.
+ * Accepted dtypes: F32, F16 and BF16 (little-endian, as the format says); F16 and BF16 tensors
+ * are converted to F32 at open (f16_to_f32, bf16_to_f32: exact, every value has an F32), so
+ * that every tensor's data is a const float * for the engine.
  */
 #include "util.h"
 #include "wts.h"
@@ -24,8 +27,56 @@ struct wts_file {
     size_t map_len;
     wts_tensor_t *tensors;
     size_t n;
-    float *copy; /* aligned copies when the file's data is misaligned (else NULL) */
+    float *copy; /* converted F16/BF16 tensors, and aligned copies of the F32 ones when any of
+                    them is misaligned in the file (NULL when there is nothing to copy) */
+    int f32_copied; /* the F32 tensors are in copy too (some were misaligned) */
 };
+
+const char *wts_dtype_name(wts_dtype_t d) {
+    switch (d) {
+    case WTS_F32: return "F32";
+    case WTS_F16: return "F16";
+    case WTS_BF16: return "BF16";
+    }
+    return "?";
+}
+
+/* Bytes per element in the file. */
+static size_t dtype_size(wts_dtype_t d) { return d == WTS_F32 ? 4 : 2; }
+
+static float f32_of_bits(uint32_t bits) {
+    float v;
+    memcpy(&v, &bits, sizeof v);
+    return v;
+}
+
+/* IEEE 754 binary16 -> binary32, exactly: sign, 5-bit exponent (bias 15), 10-bit fraction.
+ * Normals rebias the exponent (15 -> 127); subnormals (fraction * 2^-24) become F32 normals;
+ * +-0 stay signed zeros; exponent 31 is +-inf (fraction 0) or a NaN whose payload is kept in the
+ * top fraction bits (so it stays a NaN, quiet bit included). */
+static float f16_to_f32(uint16_t h) {
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, exp = (h >> 10) & 0x1fu, frac = h & 0x3ffu;
+    if (exp == 0x1f) return f32_of_bits(sign | 0x7f800000u | frac << 13);
+    if (exp) return f32_of_bits(sign | (exp + 127 - 15) << 23 | frac << 13);
+    if (!frac) return f32_of_bits(sign);
+    uint32_t shift = 0; /* normalize: 2^-14 * 0.frac = 2^(-14-shift) * 1.f */
+    while (!(frac & 0x400u)) frac <<= 1, shift++;
+    return f32_of_bits(sign | (127 - 14 - shift) << 23 | (frac & 0x3ffu) << 13);
+}
+
+/* bfloat16 is the upper half of a binary32: exact by construction. */
+static float bf16_to_f32(uint16_t h) { return f32_of_bits((uint32_t)h << 16); }
+
+/* Whole pages inside [b, b + len) may leave memory (MADV_DONTNEED on a private read-only map:
+ * they are read back from the file if touched again). */
+static void drop_pages(const void *p, size_t len) {
+    long page = sysconf(_SC_PAGESIZE);
+    if (page <= 0 || !len) return;
+    uintptr_t b = (uintptr_t)p, e = b + len;
+    b = (b + (uintptr_t)page - 1) & ~((uintptr_t)page - 1); /* whole pages inside the range only */
+    e &= ~((uintptr_t)page - 1);
+    if (e > b) madvise((void *)b, e - b, MADV_DONTNEED);
+}
 
 
 void wts_close(wts_file_t *f) {
@@ -46,13 +97,9 @@ const wts_tensor_t *wts_find(const wts_file_t *f, const char *name) {
 }
 
 void wts_release(const wts_file_t *f, const wts_tensor_t *t) {
-    if (f->copy || !f->map || !t || !t->count) return;
-    long page = sysconf(_SC_PAGESIZE);
-    if (page <= 0) return;
-    uintptr_t b = (uintptr_t)t->data, e = b + t->count * sizeof(float);
-    b = (b + (uintptr_t)page - 1) & ~((uintptr_t)page - 1); /* whole pages inside the tensor only */
-    e &= ~((uintptr_t)page - 1);
-    if (e > b) madvise((void *)b, e - b, MADV_DONTNEED);
+    /* Only data that is the file's own mapped bytes: a copy or a conversion must stay. */
+    if (!f->map || !t || !t->count || t->dtype != WTS_F32 || f->f32_copied) return;
+    drop_pages(t->data, t->count * sizeof(float));
 }
 
 /* A JSON integer in [0, max], or -1. */
@@ -79,8 +126,12 @@ static int parse_tensor(wts_tensor_t *t, span_t *sp, const char *key, json_t *in
         return gru__errorf(err, errlen, -EPROTO, "%s: tensor %s: header entry is not an object", path, key);
     const char *dtype = json_string_value(json_object_get(info, "dtype"));
     if (!dtype) return gru__errorf(err, errlen, -EPROTO, "%s: tensor %s: missing dtype", path, key);
-    if (strcmp(dtype, "F32") != 0)
-        return gru__errorf(err, errlen, -EPROTO, "%s: tensor %s: dtype %s, expected F32", path, key, dtype);
+    if (strcmp(dtype, "F32") == 0) t->dtype = WTS_F32;
+    else if (strcmp(dtype, "F16") == 0) t->dtype = WTS_F16;
+    else if (strcmp(dtype, "BF16") == 0) t->dtype = WTS_BF16;
+    else
+        return gru__errorf(err, errlen, -EPROTO, "%s: tensor %s: dtype %.40s, expected F32, F16 or BF16", path,
+                           key, dtype);
     json_t *shape = json_object_get(info, "shape");
     if (!json_is_array(shape) || json_array_size(shape) > WTS_MAX_DIMS)
         return gru__errorf(err, errlen, -EPROTO, "%s: tensor %s: shape must be a list of at most %d ints",
@@ -107,9 +158,10 @@ static int parse_tensor(wts_tensor_t *t, span_t *sp, const char *key, json_t *in
         return gru__errorf(err, errlen, -EPROTO,
                     "%s: tensor %s: data_offsets [%lld, %lld] past the end of the data (%zu bytes; truncated file?)",
                     path, key, (long long)b, (long long)e, data_len);
-    if ((uint64_t)(e - b) != count * 4)
-        return gru__errorf(err, errlen, -EPROTO, "%s: tensor %s: %lld bytes for a shape of %zu floats", path,
-                    key, (long long)(e - b), count);
+    const size_t esize = dtype_size(t->dtype);
+    if ((uint64_t)(e - b) != count * esize)
+        return gru__errorf(err, errlen, -EPROTO, "%s: tensor %s: %lld bytes for a shape of %zu %s values, expected %zu",
+                           path, key, (long long)(e - b), count, dtype, count * esize);
     t->count = count;
     sp->begin = (size_t)b;
     sp->end = (size_t)e;
@@ -166,18 +218,26 @@ static int wts_parse(wts_file_t *f, const unsigned char *p, size_t len, const ch
         far = spans[i].end;
         far_idx = spans[i].idx;
     }
-    /* Point the tensors into the bytes; copy them all when any is misaligned for float. */
+    /* Point the F32 tensors into the bytes, or copy them all when any is misaligned for float;
+     * convert the F16 and BF16 ones. Copies and conversions share one buffer. */
     int aligned = 1;
-    size_t total = 0;
+    size_t total = 0, total_16 = 0;
     for (size_t i = 0; i < f->n; i++) {
+        const wts_tensor_t *t = &f->tensors[spans[i].idx];
+        if (t->dtype != WTS_F32) {
+            total_16 += t->count;
+            continue;
+        }
         if (((uintptr_t)p + data_off + spans[i].begin) % sizeof(float)) aligned = 0;
-        total += f->tensors[spans[i].idx].count;
+        total += t->count;
     }
+    /* Tensors do not overlap, so the counts sum to at most data_len / 2 elements. */
+    total = (aligned ? 0 : total) + total_16;
+    f->f32_copied = !aligned;
     float *dst = NULL;
-    if (!aligned) {
-        f->copy = malloc((total ? total : 1) * sizeof(float));
-        if (!f->copy) {
-            rc = gru__errorf(err, errlen, -ENOMEM, "%s: out of memory", path);
+    if (total) {
+        if (total > SIZE_MAX / sizeof(float) || !(f->copy = malloc(total * sizeof(float)))) {
+            rc = gru__errorf(err, errlen, -ENOMEM, "%s: out of memory (%zu floats)", path, total);
             goto out;
         }
         dst = f->copy;
@@ -185,13 +245,20 @@ static int wts_parse(wts_file_t *f, const unsigned char *p, size_t len, const ch
     for (size_t i = 0; i < f->n; i++) {
         wts_tensor_t *t = &f->tensors[spans[i].idx];
         const unsigned char *src = p + data_off + spans[i].begin;
-        if (aligned) {
+        if (t->dtype == WTS_F32 && aligned) {
             t->data = (const float *)(const void *)src;
-        } else {
-            memcpy(dst, src, t->count * sizeof(float));
-            t->data = dst;
-            dst += t->count;
+            continue;
         }
+        if (t->dtype == WTS_F32) {
+            memcpy(dst, src, t->count * sizeof(float));
+        } else {
+            float (*conv)(uint16_t) = t->dtype == WTS_F16 ? f16_to_f32 : bf16_to_f32;
+            for (size_t k = 0; k < t->count; k++)
+                dst[k] = conv((uint16_t)(src[2 * k] | src[2 * k + 1] << 8)); /* little-endian */
+            if (f->map) drop_pages(src, t->count * 2); /* read once: the copy is what stays */
+        }
+        t->data = dst;
+        dst += t->count;
     }
     rc = 0;
 out:
