@@ -13,7 +13,9 @@
  *   everything checks), as is a tensor of a layer or direction the config does not have.
  * - "bidirectional" and "tokenizer.lowercase" may be absent from config.json (defaults false and
  *   true); every other key of README.md's "Model format" is required.
- * - Non-finite weights are rejected.
+ * - Non-finite weights are rejected, whatever the stored dtype (an F16 or BF16 inf or NaN too).
+ * - F16 and BF16 tensors (alone or mixed with F32 ones in one file) load as the F32 model of the
+ *   same rounded values: the probabilities are equal bit for bit.
  */
 #include <errno.h>
 #include <math.h>
@@ -31,6 +33,11 @@
 #include <jansson.h>
 
 #include "gru.h"
+#include "wts.h"
+
+#if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "safetensors data is little-endian; this test patches it as host floats"
+#endif
 
 #define SRC_MODEL GRU_TEST_DATA "/ref/l1_h8_uni"
 
@@ -418,26 +425,43 @@ static void test_st_header_garbage(void **state) {
  */
 
 static void test_st_dtype(void **state) {
-    const char *dtypes[] = {"F16", "BF16", "F64", "I32", "f32", ""};
+    const char *dtypes[] = {"F64", "I8", "I32", "U16", "F8_E4M3", "f32", "f16", "bf16", "F16 ", ""};
     for (size_t i = 0; i < sizeof dtypes / sizeof *dtypes; i++) {
         json_t *h = hdr_copy();
         json_object_set_new(tensor_of(h, "fc.bias"), "dtype", json_string(dtypes[i]));
         write_st(h, g_data, g_data_len, NULL, 0);
         json_decref(h);
-        char what[64];
+        char what[64], msg[128];
         snprintf(what, sizeof what, "dtype \"%s\"", dtypes[i]);
-        expect_reject(what, ST, "fc.bias");
+        snprintf(msg, sizeof msg, "tensor fc.bias: dtype %s, expected F32, F16 or BF16", dtypes[i]);
+        expect_reject(what, ST, msg);
     }
-    /* F16 with data_offsets matching 2 bytes per element. */
+    /* F16 / BF16 with a byte length that is not 2 per element: F32-sized (the valid offsets),
+     * one element short, one byte long or short. fc.bias holds 2 values, gru.bias_hh_l0 24. */
+    const char *half[] = {"F16", "BF16"};
+    for (size_t i = 0; i < 2; i++) {
+        struct {
+            const char *tensor;
+            long delta; /* bytes added to the 2-per-element length */
+        } cases[] = {{"fc.bias", 4}, {"fc.bias", -2}, {"fc.bias", 1}, {"gru.bias_hh_l0", -1},
+                     {"gru.bias_hh_l0", 48}, {"gru.bias_hh_l0", -48}};
+        for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+            size_t b, e;
+            get_offsets(cases[k].tensor, &b, &e);
+            json_t *h = hdr_copy();
+            json_object_set_new(tensor_of(h, cases[k].tensor), "dtype", json_string(half[i]));
+            set_offsets(h, cases[k].tensor, (json_int_t)b, (json_int_t)(b + (e - b) / 2) + cases[k].delta);
+            write_st(h, g_data, g_data_len, NULL, 0);
+            json_decref(h);
+            char what[96], msg[160];
+            snprintf(what, sizeof what, "%s %s with %zu%+ld bytes", half[i], cases[k].tensor, (e - b) / 2,
+                     cases[k].delta);
+            snprintf(msg, sizeof msg, "tensor %s: %ld bytes for a shape of %zu %s values, expected %zu",
+                     cases[k].tensor, (long)((e - b) / 2) + cases[k].delta, (e - b) / 4, half[i], (e - b) / 2);
+            expect_reject(what, ST, msg);
+        }
+    }
     json_t *h = hdr_copy();
-    size_t b, e;
-    get_offsets("gru.bias_hh_l0", &b, &e);
-    json_object_set_new(tensor_of(h, "gru.bias_hh_l0"), "dtype", json_string("F16"));
-    set_offsets(h, "gru.bias_hh_l0", (json_int_t)b, (json_int_t)(b + (e - b) / 2));
-    write_st(h, g_data, g_data_len, NULL, 0);
-    json_decref(h);
-    expect_reject("dtype F16 with F16-sized offsets", ST, "gru.bias_hh_l0");
-    h = hdr_copy();
     json_object_del(tensor_of(h, "fc.weight"), "dtype");
     write_st(h, g_data, g_data_len, NULL, 0);
     json_decref(h);
@@ -617,6 +641,328 @@ static void test_st_nonfinite(void **state) {
         expect_reject(what, ST, names[i]);
     }
     assert_int_equal(g_failures, 0);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Tests: F16 and BF16 tensors
+ *
+ * The rounding and decoding here are arithmetic (frexp / ldexp / nearbyint), independent of
+ * wts.c's bit manipulation.
+ */
+
+/* The value of the binary16 h (not a NaN). */
+static double f16_value(uint16_t h) {
+    unsigned exp = h >> 10 & 0x1fu, frac = h & 0x3ffu;
+    double v = exp == 0x1f ? INFINITY : exp ? ldexp(1024.0 + frac, (int)exp - 25) : ldexp(frac, -24);
+    return h & 0x8000u ? -v : v;
+}
+
+/* The binary16 nearest to x (ties to even; |x| must round to at most 65504), its value in *v. */
+static uint16_t f16_round(float x, float *v) {
+    const uint16_t sign = signbit(x) ? 0x8000 : 0;
+    const double a = fabs((double)x);
+    int e;
+    frexp(a, &e);                   /* a in [2^(e-1), 2^e) */
+    int E = a == 0 ? -14 : e - 1;
+    if (E < -14) E = -14;           /* subnormals: the quantum of the first binade, 2^-24 */
+    const double q = ldexp(1.0, E - 10);
+    const double r = nearbyint(a / q) * q; /* a / q is exact; the default mode rounds ties to even */
+    assert_true(r <= 65504.0);
+    *v = (float)(sign ? -r : r);
+    if (r < ldexp(1.0, -14)) return (uint16_t)(sign | (uint16_t)(r / ldexp(1.0, -24))); /* 0, subnormal */
+    frexp(r, &e);
+    E = e - 1;
+    return (uint16_t)(sign | (unsigned)(E + 15) << 10 | (unsigned)(ldexp(r, -E) * 1024.0 - 1024.0));
+}
+
+/* The bfloat16 nearest to the finite x (ties to even), its value in *v. */
+static uint16_t bf16_round(float x, float *v) {
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    u += 0x7fffu + (u >> 16 & 1u);
+    u &= 0xffff0000u;
+    memcpy(v, &u, 4);
+    return (uint16_t)(u >> 16);
+}
+
+static uint32_t bits_of(float x) {
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    return u;
+}
+
+typedef struct {
+    unsigned char *p;
+    size_t len, cap;
+} buf_t;
+
+static void buf_put(buf_t *b, const void *p, size_t n) {
+    if (b->len + n > b->cap) {
+        b->cap = (b->len + n) * 2;
+        b->p = realloc(b->p, b->cap);
+        assert_non_null(b->p);
+    }
+    if (n) memcpy(b->p + b->len, p, n);
+    b->len += n;
+}
+
+/* Writes model.safetensors with the valid model's tensor k_tensors[i] stored as dtypes[i] ("F32",
+ * "F16" or "BF16"), its values rounded to that dtype; with ref, the F32 file of the same rounded
+ * values instead. pack 0: each tensor 64-byte aligned (as gru_format.py writes); pack 1: back to
+ * back from byte 2 of the data (every F32 tensor misaligned). poke (tensor name or NULL): its last
+ * element's 16 stored bits are poke_bits instead. Returns how many values the rounding changed. */
+static size_t write_rounded(const char *const *dtypes, int ref, int pack, const char *poke, uint16_t poke_bits) {
+    json_t *h = json_object();
+    buf_t data = {0};
+    size_t changed = 0;
+    if (pack) buf_put(&data, "\0\0", 2);
+    for (size_t i = 0; i < N_TENSORS; i++) {
+        size_t b, e;
+        get_offsets(k_tensors[i], &b, &e);
+        const size_t n = (e - b) / 4;
+        const int half = !strcmp(dtypes[i], "F16"), bf = !strcmp(dtypes[i], "BF16");
+        while (!pack && data.len % 64) buf_put(&data, "", 1);
+        const size_t begin = data.len;
+        for (size_t k = 0; k < n; k++) {
+            float x, v = 0;
+            memcpy(&x, g_data + b + 4 * k, 4);
+            uint16_t s = half ? f16_round(x, &v) : bf ? bf16_round(x, &v) : 0;
+            if (!half && !bf) v = x;
+            if (poke && !strcmp(poke, k_tensors[i]) && k == n - 1) s = poke_bits;
+            changed += bits_of(v) != bits_of(x);
+            if (ref || (!half && !bf)) buf_put(&data, &v, 4);
+            else buf_put(&data, (unsigned char[2]){(unsigned char)s, (unsigned char)(s >> 8)}, 2);
+        }
+        json_t *shape = json_object_get(tensor_of(g_hdr, k_tensors[i]), "shape");
+        json_object_set_new(h, k_tensors[i],
+                            json_pack("{s:s, s:O, s:[II]}", "dtype", ref ? "F32" : dtypes[i], "shape", shape,
+                                      "data_offsets", (json_int_t)begin, (json_int_t)data.len));
+    }
+    write_st(h, data.p, data.len, NULL, 0);
+    json_decref(h);
+    free(data.p);
+    return changed;
+}
+
+#define N_TEXTS 5
+#define TEXT_MAX 40
+
+/* Loads g_dir and runs the texts in one batch: probabilities and trajectories into out. */
+static void run_texts(float out[N_TEXTS][TEXT_MAX + 1][2], const char *what) {
+    static int32_t ids[N_TEXTS][TEXT_MAX];
+    static const size_t lens[N_TEXTS] = {0, 1, 3, 17, TEXT_MAX};
+    for (size_t i = 0; i < N_TEXTS; i++)
+        for (size_t t = 0; t < lens[i]; t++) ids[i][t] = (int32_t)((7 * t + 13 * i + 2) % 50);
+    gru_model_t *m = NULL;
+    char err[1024] = "";
+    if (gru_model_load(&m, g_dir, NULL, err, sizeof err) < 0) fail_msg("%s: rejected: %s", what, err);
+    gru_ctx_t *ctx;
+    assert_int_equal(gru_ctx_new(&ctx, m), 0);
+    gru_input_t in[N_TEXTS];
+    gru_output_t o[N_TEXTS];
+    memset(out, 0, sizeof(float) * N_TEXTS * (TEXT_MAX + 1) * 2);
+    for (size_t i = 0; i < N_TEXTS; i++) {
+        in[i] = (gru_input_t){ids[i], lens[i]};
+        o[i] = (gru_output_t){out[i][0], NULL, lens[i] ? out[i][1] : NULL};
+    }
+    assert_int_equal(gru_forward_batch(ctx, in, o, N_TEXTS, GRU_GATES_NONE), 0);
+    gru_ctx_free(ctx);
+    gru_model_free(m);
+}
+
+static void test_st_half_model(void **state) {
+    static const char *const all_f16[N_TENSORS] = {"F16", "F16", "F16", "F16", "F16", "F16", "F16"};
+    static const char *const all_bf16[N_TENSORS] = {"BF16", "BF16", "BF16", "BF16", "BF16", "BF16", "BF16"};
+    static const char *const mixed[N_TENSORS] = {"F16", "F32", "BF16", "F32", "F16", "BF16", "F32"};
+    static const char *const mixed2[N_TENSORS] = {"F32", "BF16", "F16", "F16", "F32", "F32", "BF16"};
+    struct {
+        const char *const *dtypes;
+        int pack;
+        const char *what;
+    } cases[] = {
+        {all_f16, 0, "all F16"},
+        {all_bf16, 0, "all BF16"},
+        {all_f16, 1, "all F16, packed from byte 2"},
+        {mixed, 0, "F16 / F32 / BF16 mixed, aligned F32"},
+        {mixed, 1, "F16 / F32 / BF16 mixed, misaligned F32"},
+        {mixed2, 0, "F32 / BF16 / F16 mixed"},
+    };
+    static float got[N_TEXTS][TEXT_MAX + 1][2], want[N_TEXTS][TEXT_MAX + 1][2], orig[N_TEXTS][TEXT_MAX + 1][2];
+    run_texts(orig, "the valid F32 model");
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        size_t changed = write_rounded(cases[c].dtypes, 0, cases[c].pack, NULL, 0);
+        run_texts(got, cases[c].what);
+        assert_int_equal(write_rounded(cases[c].dtypes, 1, 0, NULL, 0), changed);
+        run_texts(want, cases[c].what);
+        /* The rounding is real (most weights change; so do the probabilities), and the 16-bit
+         * file gives exactly what the F32 file of its values gives. */
+        assert_true(changed > 200);
+        int same = memcmp(got, want, sizeof got) == 0;
+        float dmax = 0, dorig = 0;
+        for (size_t i = 0; i < N_TEXTS; i++)
+            for (size_t t = 0; t <= TEXT_MAX; t++)
+                for (size_t k = 0; k < 2; k++) {
+                    dmax = fmaxf(dmax, fabsf(got[i][t][k] - want[i][t][k]));
+                    dorig = fmaxf(dorig, fabsf(got[i][t][k] - orig[i][t][k]));
+                }
+        printf("  %s %s: %zu of 1066 weights rounded, probabilities %s the rounded F32 model's (max diff %g), "
+               "max diff %g from the original\n",
+               same ? "ok  " : "FAIL", cases[c].what, changed, same ? "equal to" : "NOT equal to", (double)dmax,
+               (double)dorig);
+        g_failures += !same;
+        assert_true(dorig > 0);
+        assert_true(dorig < 0.05f);
+    }
+    /* Non-finite and huge values are rejected as in F32 files (model/gru.c checks the floats). */
+    struct {
+        const char *const *dtypes;
+        const char *tensor;
+        uint16_t bits;
+        const char *what, *msg;
+    } bad[] = {
+        {all_f16, "fc.bias", 0x7c00, "F16 +inf", "not finite"},
+        {all_f16, "gru.weight_hh_l0", 0xfc00, "F16 -inf", "not finite"},
+        {all_f16, "embedding.weight", 0x7e00, "F16 NaN", "not finite"},
+        {mixed, "fc.weight", 0xff81, "BF16 -NaN (signalling) in a mixed file", "not finite"},
+        {mixed, "gru.bias_hh_l0", 0x7c01, "F16 NaN (signalling) in a mixed file", "not finite"},
+        {all_bf16, "gru.bias_ih_l0", 0x7f80, "BF16 +inf", "not finite"},
+        {all_bf16, "gru.weight_ih_l0", 0x7f7f, "BF16 3.39e38", "beyond"},
+        {all_bf16, "fc.bias", 0xc9f5, "BF16 -2.0e6", "beyond"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        write_rounded(bad[i].dtypes, 0, 0, bad[i].tensor, bad[i].bits);
+        char msg[160];
+        snprintf(msg, sizeof msg, "tensor %s: value", bad[i].tensor);
+        expect_reject(bad[i].what, msg, bad[i].msg);
+    }
+    /* The 16-bit poke writes land where they should: a finite one loads. */
+    write_rounded(all_f16, 0, 0, "fc.bias", 0x7bff); /* 65504 */
+    expect_load("F16 65504 in fc.bias");
+    assert_int_equal(g_failures, 0);
+}
+
+/* Every F16 and BF16 value through wts_open_buffer and wts_open, bit for bit. */
+static void check_specials(const wts_file_t *f, const unsigned char *buf, size_t data_off, int f32_in_place) {
+    const wts_tensor_t *t16 = wts_find(f, "all_f16"), *tb = wts_find(f, "all_bf16"), *odd = wts_find(f, "odd_f16"),
+                       *t32 = wts_find(f, "f32");
+    assert_non_null(t16);
+    assert_non_null(tb);
+    assert_non_null(odd);
+    assert_non_null(t32);
+    assert_int_equal(t16->dtype, WTS_F16);
+    assert_int_equal(tb->dtype, WTS_BF16);
+    assert_int_equal(t32->dtype, WTS_F32);
+    assert_string_equal(wts_dtype_name(t16->dtype), "F16");
+    assert_string_equal(wts_dtype_name(tb->dtype), "BF16");
+    assert_string_equal(wts_dtype_name(t32->dtype), "F32");
+    assert_int_equal(t16->count, 65536);
+    assert_int_equal(tb->count, 65536);
+    size_t bad16 = 0, badb = 0;
+    for (uint32_t h = 0; h < 65536; h++) {
+        const unsigned exp = h >> 10 & 0x1fu, frac = h & 0x3ffu;
+        uint32_t want;
+        if (exp == 0x1f && frac) /* NaN: sign and payload kept (top of the F32 fraction), still a NaN */
+            want = (h & 0x8000u) << 16 | 0x7f800000u | frac << 13;
+        else
+            want = bits_of((float)f16_value((uint16_t)h));
+        if (bits_of(t16->data[h]) != want || (exp == 0x1f && frac && !isnan(t16->data[h]))) {
+            if (bad16++ < 5) printf("  FAIL F16 0x%04x -> 0x%08x, want 0x%08x\n", h, bits_of(t16->data[h]), want);
+        }
+        if (bits_of(tb->data[h]) != h << 16) {
+            if (badb++ < 5) printf("  FAIL BF16 0x%04x -> 0x%08x, want 0x%08x\n", h, bits_of(tb->data[h]), h << 16);
+        }
+    }
+    assert_int_equal(bad16, 0);
+    assert_int_equal(badb, 0);
+    /* The named values, as literals. */
+    const struct {
+        uint16_t h;
+        float v;
+    } named[] = {
+        {0x0000, 0.0f},          {0x0001, 0x1p-24f},     {0x8001, -0x1p-24f},  {0x0200, 0x1p-15f},
+        {0x03ff, 0x1.ff8p-15f},  {0x0400, 0x1p-14f},     {0x3c00, 1.0f},       {0xc000, -2.0f},
+        {0x3555, 0.333251953125f}, {0x7bff, 65504.0f},   {0xfbff, -65504.0f},  {0x7c00, INFINITY},
+        {0xfc00, -INFINITY},
+    };
+    for (size_t i = 0; i < sizeof named / sizeof *named; i++)
+        assert_int_equal(bits_of(t16->data[named[i].h]), bits_of(named[i].v));
+    assert_true(t16->data[0x8000] == 0.0f && signbit(t16->data[0x8000]));
+    assert_true(isnan(t16->data[0x7e00]) && isnan(t16->data[0x7c01]) && isnan(t16->data[0xfe00]));
+    assert_true(isnan(tb->data[0x7fc0]) && isinf(tb->data[0xff80]) && tb->data[0x3f80] == 1.0f);
+    assert_int_equal(bits_of(tb->data[0x7f7f]), 0x7f7f0000u); /* largest finite BF16 */
+    assert_int_equal(bits_of(tb->data[0x0001]), 0x00010000u); /* an F32 subnormal */
+    /* A tensor at an odd offset converts the same. */
+    assert_int_equal(odd->count, 3);
+    assert_true(odd->data[0] == 0x1p-24f && odd->data[1] == 65504.0f && odd->data[2] == 0.0f &&
+                signbit(odd->data[2]));
+    /* The F32 tensor: used in place when aligned, else copied; the same values. */
+    assert_true(t32->data[0] == 1.5f && t32->data[1] == 0.0f && signbit(t32->data[1]));
+    if (buf) {
+        int in_place = (const void *)t32->data == (const void *)(buf + data_off + 262152);
+        assert_int_equal(in_place, f32_in_place);
+    }
+}
+
+static void test_wts_half_values(void **state) {
+    for (int misaligned = 0; misaligned < 2; misaligned++) {
+        const size_t f32_at = 262152 + (size_t)misaligned * 2;
+        char hdr[512];
+        int hl = snprintf(hdr, sizeof hdr,
+                          "{\"all_f16\":{\"dtype\":\"F16\",\"shape\":[256,256],\"data_offsets\":[0,131072]},"
+                          "\"all_bf16\":{\"dtype\":\"BF16\",\"shape\":[65536],\"data_offsets\":[131072,262144]},"
+                          "\"odd_f16\":{\"dtype\":\"F16\",\"shape\":[3],\"data_offsets\":[262145,262151]},"
+                          "\"f32\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[%zu,%zu]}}",
+                          f32_at, f32_at + 8);
+        while (hl % 8) hdr[hl++] = ' '; /* the data starts 8-byte aligned in the buffer */
+        const size_t data_off = 8 + (size_t)hl, len = data_off + f32_at + 8;
+        unsigned char *buf = calloc(1, len);
+        assert_non_null(buf);
+        for (int i = 0; i < 8; i++) buf[i] = (unsigned char)((uint64_t)hl >> (8 * i));
+        memcpy(buf + 8, hdr, (size_t)hl);
+        unsigned char *d = buf + data_off;
+        for (uint32_t h = 0; h < 65536; h++) {
+            d[2 * h] = d[131072 + 2 * h] = (unsigned char)h;
+            d[2 * h + 1] = d[131072 + 2 * h + 1] = (unsigned char)(h >> 8);
+        }
+        const unsigned char odd[6] = {0x01, 0x00, 0xff, 0x7b, 0x00, 0x80};
+        memcpy(d + 262145, odd, 6);
+        const float f32[2] = {1.5f, -0.0f};
+        memcpy(d + f32_at, f32, 8);
+
+        wts_file_t *f = NULL;
+        char err[512] = "";
+        if (wts_open_buffer(&f, buf, len, "specials.safetensors", err, sizeof err) < 0) fail_msg("%s", err);
+        check_specials(f, buf, data_off, !misaligned);
+        wts_close(f);
+
+        /* The same file through mmap; releasing every tensor's pages loses nothing (converted and
+         * copied data stays, mapped F32 data reads back from the file). */
+        char path[512];
+        snprintf(path, sizeof path, "%s/specials.safetensors", g_tmp);
+        FILE *fp = fopen(path, "wb");
+        assert_non_null(fp);
+        assert_int_equal(fwrite(buf, 1, len, fp), len);
+        assert_int_equal(fclose(fp), 0);
+        if (wts_open(&f, path, err, sizeof err) < 0) fail_msg("%s", err);
+        check_specials(f, NULL, 0, 0);
+        for (size_t i = 0; i < wts_count(f); i++) wts_release(f, wts_at(f, i));
+        check_specials(f, NULL, 0, 0);
+        wts_close(f);
+        assert_int_equal(unlink(path), 0);
+
+        /* dtype names in the message, through the buffer API. */
+        char *bad = malloc(len);
+        assert_non_null(bad);
+        memcpy(bad, buf, len);
+        char *dt = strstr(bad + 8, "\"BF16\"");
+        assert_non_null(dt);
+        memcpy(dt, "\"I16\" ", 6);
+        assert_int_equal(wts_open_buffer(&f, bad, len, "specials.safetensors", err, sizeof err), -EPROTO);
+        assert_null(f);
+        assert_non_null(strstr(err, "specials.safetensors: tensor all_bf16: dtype I16, expected F32, F16 or BF16"));
+        free(bad);
+        free(buf);
+    }
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -843,6 +1189,8 @@ int main(void) {
         cmocka_unit_test_setup(test_st_missing_tensor, test_setup),
         cmocka_unit_test_setup(test_st_extra_tensor, test_setup),
         cmocka_unit_test_setup(test_st_nonfinite, test_setup),
+        cmocka_unit_test_setup(test_st_half_model, test_setup),
+        cmocka_unit_test_setup(test_wts_half_values, test_setup),
         cmocka_unit_test_setup(test_vocab, test_setup),
         cmocka_unit_test_setup(test_config, test_setup),
         cmocka_unit_test_setup(test_config_languages, test_setup),
