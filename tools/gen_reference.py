@@ -22,6 +22,11 @@ last layer's outputs over positions; tools/train.py's GRUClassifier, float32, on
 must agree to 1e-5 as well. A text of length 0 has probabilities softmax(fc(zeros)) (the engine's
 contract; nn.GRU cannot run it) and no gates.
 
+A case with "dtype" "F16" (or "BF16") stores its tensors in that dtype: its module's weights are
+rounded to it first (p.half().float(), or bfloat16), and those rounded weights are the weights
+of the reference; the safetensors file stores them as F16 (exact, no second rounding), which the
+engine converts back to the same float32 values at load.
+
 expected.bin, all little-endian, no padding:
     char[8]  magic "GRUREF1\\0"
     u32      V, E, H, L, D (1 or 2), C, n_seq
@@ -87,7 +92,12 @@ CASES = [
          pool="mean", lengths=[0, 1, 2, 3, 5, 8, 13, 40, 100], gates_max_len=13),
     dict(name="l1_h128_uni_c3", V=150, E=32, H=128, L=1, B=False, C=3, scale=1.5, fc_scale=4.0, seed=606,
          lengths=[0, 1, 2, 3, 4, 6, 9, 14, 22, 35, 56, 90], gates_max_len=35, gates_extra=[90]),
+    # Stored as F16 (a model saved after .half()): the reference runs on the half-rounded weights.
+    dict(name="l1_h16_uni_f16", V=40, E=8, H=16, L=1, B=False, C=2, scale=1.5, fc_scale=4.0, seed=1111,
+         dtype="F16", lengths=[0, 1, 2, 3, 5, 8, 13, 21, 40], gates_max_len=21),
 ]
+
+ROUND = {"F16": torch.float16, "BF16": torch.bfloat16}
 
 LABELS = {2: ["negative", "positive"], 3: ["negative", "neutral", "positive"]}
 
@@ -104,6 +114,10 @@ def build(case):
             p.mul_(case["scale"])
         fc.weight.mul_(case["fc_scale"])
         fc.bias.mul_(case["fc_scale"])
+        if case.get("dtype", "F32") != "F32":  # the stored dtype's values are the reference's weights
+            for mod in (embedding, gru, fc):
+                for p in mod.parameters():
+                    p.copy_(p.to(ROUND[case["dtype"]]).float())
     for mod in (embedding, gru, fc):
         mod.eval()
     return embedding, gru, fc
@@ -241,7 +255,7 @@ def write_case(out_root, case):
     vocab = ["<pad>", "<unk>"] + ["t%d" % i for i in range(2, V)]
     write_model_dir(d, state, vocab, labels=LABELS[C], embedding_dim=E, hidden_size=H, num_layers=L,
                     bidirectional=case["B"], tokenizer={"kind": "word", "lowercase": True, "max_tokens": 512},
-                    pooling=case.get("pool", "last"))
+                    pooling=case.get("pool", "last"), dtype=case.get("dtype", "F32"))
 
     gated = 0
     with open(os.path.join(d, "expected.bin"), "wb") as f:
@@ -260,10 +274,10 @@ def write_case(out_root, case):
                 f.write(f32(gates))
         f.write(END_MAGIC)
     size = sum(os.path.getsize(os.path.join(d, n)) for n in os.listdir(d))
-    print("%-16s V=%-3d E=%-2d H=%-3d L=%d D=%d C=%d texts=%d (gates %d) tokens=%d  %7.1f KB  "
+    print("%-16s V=%-3d E=%-2d H=%-3d L=%d D=%d C=%d %-4s texts=%d (gates %d) tokens=%d  %7.1f KB  "
           "loop-vs-nn.GRU(f64) %.1e  f32-pipeline-vs-ref %.1e" %
-          (case["name"], V, E, H, L, D, C, len(seqs), gated, sum(case["lengths"]), size / 1024,
-           worst64, worst32))
+          (case["name"], V, E, H, L, D, C, case.get("dtype", "F32"), len(seqs), gated, sum(case["lengths"]),
+           size / 1024, worst64, worst32))
     return size
 
 
