@@ -24,7 +24,7 @@ def put(kind, name, data):
         f.write(data)
 
 
-def tiny_model(tmp, layers=1, bi=False, H=4, E=3, V=6, C=2):
+def tiny_model(tmp, layers=1, bi=False, H=4, E=3, V=6, C=2, dtype="F32"):
     rng = np.random.default_rng(0)
     D = 2 if bi else 1
     sd = {"embedding.weight": rng.standard_normal((V, E)), "fc.weight": rng.standard_normal((C, D * H)),
@@ -39,7 +39,7 @@ def tiny_model(tmp, layers=1, bi=False, H=4, E=3, V=6, C=2):
     vocab = ["<pad>", "<unk>"] + ["w%d" % i for i in range(2, V)]
     write_model_dir(tmp, sd, vocab, labels=["negative", "positive"][:C] if C == 2 else ["a", "b", "c"],
                     embedding_dim=E, hidden_size=H, num_layers=layers, bidirectional=bi,
-                    tokenizer={"kind": "word", "lowercase": True, "max_tokens": 16})
+                    tokenizer={"kind": "word", "lowercase": True, "max_tokens": 16}, dtype=dtype)
     return [open(os.path.join(tmp, f), "rb").read() for f in ("config.json", "vocab.txt", "model.safetensors")]
 
 
@@ -58,6 +58,10 @@ def main():
             put("safetensors", name, st)
             put("model_dir", name, cfg + b"\n----\n" + vocab + b"\n----\n" + st)
         put("safetensors", "truncated", st[: len(st) // 2])
+        # 16-bit tensors: the GRU's F16, the embedding BF16, the head F32 (one mixed file).
+        mixed = {n: "F16" for n in ("gru.weight_ih_l0", "gru.weight_hh_l0", "gru.bias_ih_l0", "gru.bias_hh_l0")}
+        mixed["embedding.weight"] = "BF16"
+        put("safetensors", "uni1_f16", tiny_model(os.path.join(tmp, "uni1_f16"), dtype=mixed)[2])
         hdr = json.dumps({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
                           "b": {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]}}).encode()
         put("safetensors", "overlap", struct.pack("<Q", len(hdr)) + hdr + b"\0" * 8)
