@@ -214,7 +214,7 @@ def cut(keep):
 def set_dtype(d):
     p = os.path.join(d, "model.safetensors")
     h, body = st_read(p)
-    h["gru.weight_hh_l0"]["dtype"] = "F16"
+    h["gru.weight_hh_l0"]["dtype"] = "F64"  # a dtype the loader does not read (F16 and BF16 it does)
     st_write(p, h, body)
 
 
@@ -288,7 +288,7 @@ BROKEN = [
     ("empty_weights", cut(lambda n: 0), "model.safetensors", None),
     ("header_length_garbage", write_file("model.safetensors", b"\xff" * 8 + b"{}"), "model.safetensors", None),
     ("header_not_json", header_garbage, "model.safetensors", None),
-    ("dtype_f16", set_dtype, "model.safetensors", "gru.weight_hh_l0"),
+    ("dtype_f64", set_dtype, "model.safetensors", "gru.weight_hh_l0"),
     ("missing_tensor", drop_tensor, "model.safetensors", "fc.bias"),
     ("unexpected_tensor", add_tensor, "model.safetensors", "attention.weight"),
     ("nan_weight", nan_weight, "model.safetensors", "gru.bias_ih_l0"),
