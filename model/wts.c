@@ -28,7 +28,7 @@ struct wts_file {
     wts_tensor_t *tensors;
     size_t n;
     float *copy; /* converted F16/BF16 tensors, and aligned copies of the F32 ones when any of
-                    them is misaligned in the file (NULL when there is nothing to copy) */
+                    them is misaligned in the file (NULL when neither happens) */
     int f32_copied; /* the F32 tensors are in copy too (some were misaligned) */
 };
 
@@ -220,11 +220,12 @@ static int wts_parse(wts_file_t *f, const unsigned char *p, size_t len, const ch
     }
     /* Point the F32 tensors into the bytes, or copy them all when any is misaligned for float;
      * convert the F16 and BF16 ones. Copies and conversions share one buffer. */
-    int aligned = 1;
+    int aligned = 1, any_16 = 0;
     size_t total = 0, total_16 = 0;
     for (size_t i = 0; i < f->n; i++) {
         const wts_tensor_t *t = &f->tensors[spans[i].idx];
         if (t->dtype != WTS_F32) {
+            any_16 = 1;
             total_16 += t->count;
             continue;
         }
@@ -235,8 +236,8 @@ static int wts_parse(wts_file_t *f, const unsigned char *p, size_t len, const ch
     total = (aligned ? 0 : total) + total_16;
     f->f32_copied = !aligned;
     float *dst = NULL;
-    if (total) {
-        if (total > SIZE_MAX / sizeof(float) || !(f->copy = malloc(total * sizeof(float)))) {
+    if (!aligned || any_16) { /* (never NULL: empty tensors point into it too) */
+        if (total > SIZE_MAX / sizeof(float) || !(f->copy = malloc((total ? total : 1) * sizeof(float)))) {
             rc = gru__errorf(err, errlen, -ENOMEM, "%s: out of memory (%zu floats)", path, total);
             goto out;
         }

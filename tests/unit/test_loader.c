@@ -895,6 +895,10 @@ static void check_specials(const wts_file_t *f, const unsigned char *buf, size_t
     assert_int_equal(odd->count, 3);
     assert_true(odd->data[0] == 0x1p-24f && odd->data[1] == 65504.0f && odd->data[2] == 0.0f &&
                 signbit(odd->data[2]));
+    const wts_tensor_t *empty = wts_find(f, "empty_bf16");
+    assert_non_null(empty);
+    assert_int_equal(empty->count, 0);
+    assert_non_null(empty->data);
     /* The F32 tensor: used in place when aligned, else copied; the same values. */
     assert_true(t32->data[0] == 1.5f && t32->data[1] == 0.0f && signbit(t32->data[1]));
     if (buf) {
@@ -911,6 +915,7 @@ static void test_wts_half_values(void **state) {
                           "{\"all_f16\":{\"dtype\":\"F16\",\"shape\":[256,256],\"data_offsets\":[0,131072]},"
                           "\"all_bf16\":{\"dtype\":\"BF16\",\"shape\":[65536],\"data_offsets\":[131072,262144]},"
                           "\"odd_f16\":{\"dtype\":\"F16\",\"shape\":[3],\"data_offsets\":[262145,262151]},"
+                          "\"empty_bf16\":{\"dtype\":\"BF16\",\"shape\":[0,4],\"data_offsets\":[262151,262151]},"
                           "\"f32\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[%zu,%zu]}}",
                           f32_at, f32_at + 8);
         while (hl % 8) hdr[hl++] = ' '; /* the data starts 8-byte aligned in the buffer */
@@ -963,6 +968,18 @@ static void test_wts_half_values(void **state) {
         free(bad);
         free(buf);
     }
+    /* A file of one empty F16 tensor: its data is not NULL either. */
+    static const char one[] = "{\"e\":{\"dtype\":\"F16\",\"shape\":[0],\"data_offsets\":[0,0]}}";
+    unsigned char b1[8 + sizeof one - 1];
+    for (int i = 0; i < 8; i++) b1[i] = (unsigned char)((uint64_t)(sizeof one - 1) >> (8 * i));
+    memcpy(b1 + 8, one, sizeof one - 1);
+    wts_file_t *f = NULL;
+    char err[512] = "";
+    if (wts_open_buffer(&f, b1, sizeof b1, "empty.safetensors", err, sizeof err) < 0) fail_msg("%s", err);
+    assert_int_equal(wts_count(f), 1);
+    assert_int_equal(wts_at(f, 0)->dtype, WTS_F16);
+    assert_non_null(wts_at(f, 0)->data);
+    wts_close(f);
 }
 
 /* ---------------------------------------------------------------------------------------------
