@@ -189,8 +189,7 @@ char *api_models_body(const api_model_info_t *models, size_t n, size_t *len) {
             json_object_set_new(m, "version", json_string(models[i].version)) < 0)
             goto oom;
         if (json_object_set_new(m, "languages", languages_json(c)) < 0) goto oom;
-        static const char *const pool_names[] = {"last", "max", "mean"};
-        if (json_object_set_new(m, "pooling", json_string(pool_names[c->pooling])) < 0) goto oom;
+        if (json_object_set_new(m, "pooling", json_string(gru_pooling_name(c->pooling))) < 0) goto oom;
     }
     free(cfgs);
     return dump(o, len);

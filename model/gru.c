@@ -86,6 +86,21 @@ void gru_model_free(gru_model_t *m) {
     free(m);
 }
 
+static const char *const POOLING_NAMES[] = {"last", "max", "mean"}; /* by gru_pooling_t */
+
+const char *gru_pooling_name(gru_pooling_t p) {
+    return (unsigned)p < sizeof POOLING_NAMES / sizeof *POOLING_NAMES ? POOLING_NAMES[p] : "?";
+}
+
+int gru_pooling_parse(const char *s, gru_pooling_t *out) {
+    for (size_t i = 0; s && i < sizeof POOLING_NAMES / sizeof *POOLING_NAMES; i++)
+        if (strcmp(s, POOLING_NAMES[i]) == 0) {
+            *out = (gru_pooling_t)i;
+            return 0;
+        }
+    return -EINVAL;
+}
+
 const char *gru_gates_mode_name(gru_gates_mode_t mode) {
     switch (mode) {
     case GRU_GATES_NONE: return "none";
@@ -191,11 +206,7 @@ static int config_load(gru_config_t *cfg, const char *dir, char *err, size_t err
     }
     cfg->bidirectional = json_is_true(bi);
     json_t *pool = json_object_get(root, "pooling");
-    const char *pname = pool ? json_string_value(pool) : "last";
-    if (pname && strcmp(pname, "last") == 0) cfg->pooling = GRU_POOL_LAST;
-    else if (pname && strcmp(pname, "max") == 0) cfg->pooling = GRU_POOL_MAX;
-    else if (pname && strcmp(pname, "mean") == 0) cfg->pooling = GRU_POOL_MEAN;
-    else {
+    if (gru_pooling_parse(pool ? json_string_value(pool) : "last", &cfg->pooling) < 0) {
         rc = gru__errorf(err, errlen, -EINVAL, "%s: \"pooling\" must be \"last\", \"max\" or \"mean\"", path);
         goto out;
     }
@@ -596,7 +607,7 @@ struct gru_ctx {
     float *gh;     /* (B, 3H) recurrent projections of one step */
     float *h;      /* (D, B, H) states */
     float *gates;  /* (3, B, H) r, z, n of one step */
-    float *feat;   /* (2*D*H) head input of one text, and a trajectory's running pool */
+    float *feat;   /* (2*D*H) head input of one text, then room for a running mean */
     const float **gi; /* (B) row pointers */
     gru_rank_t *rank; /* (B) texts sorted by length, longest first */
     size_t *offs;     /* (T + 1) packed row offset of each step */
@@ -810,44 +821,39 @@ int gru_forward_batch_states(gru_ctx_t *ctx, const gru_input_t *in, gru_output_t
 
     /* Head: softmax(fc(feature)) one text at a time (head_row), so that a text's probabilities
      * do not depend on its batch. The feature is the last layer's final states [h_fwd, h_bwd],
-     * or the max or mean of its outputs y_t over the text's positions, taken in position order
-     * (so the same arithmetic whatever the batch). */
+     * or the max or mean of its outputs y_t over the text's positions, pooled in position order
+     * (the same arithmetic whatever the batch). A pooled unidirectional text's trajectory is the
+     * head on that running pool, in the same pass: its last point is the feature, so it equals
+     * probs bit for bit. */
     for (size_t i = 0; i < n; i++) {
-        float *feat = ctx->feat; /* (D*H) */
-        if (c->pooling == GRU_POOL_LAST || ctx->rank[i].len == 0) {
+        float *feat = ctx->feat, *mean = ctx->feat + DH; /* (D*H) each */
+        const size_t len = ctx->rank[i].len;
+        if (c->pooling == GRU_POOL_LAST || len == 0) {
             for (int d = 0; d < D; d++)
                 memcpy(feat + (size_t)d * H, ctx->h + ((size_t)d * n + i) * H, (size_t)H * sizeof(float));
         } else {
-            for (size_t t = 0; t < ctx->rank[i].len; t++)
+            float *tr = want_traj ? out[ctx->rank[i].idx].trajectory : NULL; /* want_traj: D == 1 */
+            for (size_t t = 0; t < len; t++) {
                 pool_step(c->pooling, feat, y + (ctx->offs[t] + i) * (size_t)DH, (size_t)DH, t);
-            if (c->pooling == GRU_POOL_MEAN) pool_mean_finish(feat, (size_t)DH, ctx->rank[i].len);
+                if (tr && c->pooling == GRU_POOL_MAX) head_row(m, tr + t * C, feat);
+                if (tr && c->pooling == GRU_POOL_MEAN) {
+                    memcpy(mean, feat, (size_t)DH * sizeof(float));
+                    pool_mean_finish(mean, (size_t)DH, t + 1);
+                    head_row(m, tr + t * C, mean);
+                }
+            }
+            if (c->pooling == GRU_POOL_MEAN) pool_mean_finish(feat, (size_t)DH, len);
         }
         head_row(m, out[ctx->rank[i].idx].probs, feat);
     }
 
-    /* Trajectory: the head on every prefix of the last layer (unidirectional): its state h_t, or
-     * the running max or mean of y_1..y_t, built in the same order as the feature above, so the
-     * last point equals probs bit for bit. */
+    /* Trajectory of the last-state head: the head on every prefix state h_t of the last layer
+     * (unidirectional: its last point is the final state, so it equals probs bit for bit). */
     if (want_traj && c->pooling == GRU_POOL_LAST)
         for (size_t t = 0; t < T; t++)
             for (int i = 0; i < ctx->bsz[t]; i++) {
                 float *tr = out[ctx->rank[i].idx].trajectory;
                 if (tr) head_row(m, tr + t * C, y + (ctx->offs[t] + (size_t)i) * H);
             }
-    else if (want_traj)
-        for (size_t i = 0; i < n; i++) {
-            float *tr = out[ctx->rank[i].idx].trajectory, *acc = ctx->feat, *tmp = ctx->feat + H;
-            if (!tr) continue;
-            for (size_t t = 0; t < ctx->rank[i].len; t++) {
-                pool_step(c->pooling, acc, y + (ctx->offs[t] + i) * (size_t)H, (size_t)H, t);
-                const float *f = acc;
-                if (c->pooling == GRU_POOL_MEAN) {
-                    memcpy(tmp, acc, (size_t)H * sizeof(float));
-                    pool_mean_finish(tmp, (size_t)H, t + 1);
-                    f = tmp;
-                }
-                head_row(m, tr + t * C, f);
-            }
-        }
     return 0;
 }

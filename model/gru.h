@@ -180,4 +180,9 @@ int gru_forward_batch_states(gru_ctx_t *ctx, const gru_input_t *in, gru_output_t
 const char *gru_gates_mode_name(gru_gates_mode_t mode);
 int gru_gates_mode_parse(const char *s, gru_gates_mode_t *out);
 
+/* Name of a pooling ("last", "max", "mean": config.json's "pooling"), and the reverse
+ * (-EINVAL if unknown or NULL). */
+const char *gru_pooling_name(gru_pooling_t p);
+int gru_pooling_parse(const char *s, gru_pooling_t *out);
+
 #endif /* GRU_H */

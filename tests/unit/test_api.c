@@ -366,6 +366,20 @@ static void test_api_models_body(void **state) {
     assert_int_equal(json_object_size(json_object_get(j, "language_defaults")), 0);
     json_decref(j);
     free(b);
+    /* A pooled model says which pool (the name table the config parser reads too). */
+    for (int p = GRU_POOL_MAX; p <= GRU_POOL_MEAN; p++) {
+        c.pooling = (gru_pooling_t)p;
+        gru_pooling_t back;
+        assert_non_null(b = api_models_body(&m, 1, &n));
+        assert_non_null(j = json_loads(b, 0, NULL));
+        const char *name = json_string_value(json_object_get(json_array_get(json_object_get(j, "models"), 0), "pooling"));
+        assert_string_equal(name, p == GRU_POOL_MAX ? "max" : "mean");
+        assert_int_equal(gru_pooling_parse(name, &back), 0);
+        assert_int_equal(back, p);
+        json_decref(j);
+        free(b);
+    }
+    c.pooling = GRU_POOL_LAST;
     /* Languages: each model lists its own; each language's default is its first model. */
     gru_config_t cs[3] = {test_config(), test_config(), test_config()};
     static const char *const names[3] = {"zh-1", "en-1", "en-zh-2"};
