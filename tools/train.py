@@ -357,6 +357,14 @@ def run_eval(args):
 # ---------------------------------------------------------------------------------------------
 # Training
 
+def load_checkpoint(path, vocab):
+    """A --checkpoint file ({"epoch", "state", "vocab"}), refused unless its vocabulary is vocab."""
+    ck = torch.load(path)
+    if ck["vocab"] != vocab:
+        raise SystemExit(f"{path}: its vocabulary differs from this run's")
+    return ck
+
+
 def train(args):
     t_start = time.time()
 
@@ -422,9 +430,7 @@ def train(args):
                 model.embedding.weight[i] = torch.from_numpy(vec)
         print(f"embedding: {len(pretrained)} of {len(vocab)} rows from {args.glove}", flush=True)
     if args.init_from:  # continue a stopped run: its best state, a fresh optimizer at --lr
-        ck = torch.load(args.init_from)
-        if ck["vocab"] != vocab:
-            raise SystemExit(f"{args.init_from}: its vocabulary differs from this run's")
+        ck = load_checkpoint(args.init_from, vocab)
         model.load_state_dict(ck["state"])
         print(f"initialized from {args.init_from} (epoch {ck['epoch']} of its run)", flush=True)
     n_params = sum(p.numel() for p in model.parameters())
@@ -467,9 +473,7 @@ def train(args):
     history = []
     states = {}  # epoch -> state (only kept with --average)
     if args.from_checkpoint:  # export a stopped run's best state (same arguments otherwise)
-        ck = torch.load(args.from_checkpoint)
-        if ck["vocab"] != vocab:
-            raise SystemExit(f"{args.from_checkpoint}: its vocabulary differs from this run's")
+        ck = load_checkpoint(args.from_checkpoint, vocab)
         model.load_state_dict(ck["state"])
         best = (dev_score(evaluate(model, dev_data), dev_data), ck["epoch"], ck["state"], None)
         print(f"{args.from_checkpoint}: best state of epoch {ck['epoch']}", flush=True)
