@@ -378,10 +378,13 @@ def train(args):
     lowercase = not args.no_lowercase
 
     train_rows = []
+    train_times = []  # per row: how many times an epoch it is seen (--repeat)
     for p in args.train:
         rows = read_tsv(p)
-        print(f"train {p}: {len(rows)} rows", flush=True)
+        print(f"train {p}: {len(rows)} rows" +
+              (f", seen {args.repeat[p]} times an epoch" if p in args.repeat else ""), flush=True)
         train_rows.extend(rows)
+        train_times += [args.repeat.get(p, 1)] * len(rows)
     dev_rows = []
     dev_spans = []  # (path, first row, end row) of each dev file in dev_rows
     for p in args.dev:
@@ -404,8 +407,9 @@ def train(args):
     # Each train row: (label, ids, soft target = P(class 1) averaged over the --teacher models,
     # or None). Distillation: the loss mixes the hard label with the teachers' probabilities.
     soft = teacher_probs(args.teacher, train_tok) if args.teacher else [None] * len(train_tok)
-    train_data = [(lab, ids, q) for (lab, ids), q in
-                  zip(encode_rows(train_tok, vdict, args.max_tokens), soft) if ids]
+    train_data = [(lab, ids, q) for (lab, ids), q, k in
+                  zip(encode_rows(train_tok, vdict, args.max_tokens), soft, train_times)
+                  if ids for _ in range(k)]
     if args.repeat_long > 1:  # rows with >= long_tokens tokens appear repeat_long times an epoch
         train_data += [r for r in train_data if len(r[1]) >= args.long_tokens] * (args.repeat_long - 1)
     dev_data = encode_rows(dev_tok, vdict, args.max_tokens)
@@ -615,7 +619,7 @@ def train(args):
                          "hyperparameters": {k: getattr(args, k) for k in (
                              "embedding_dim", "hidden_size", "num_layers", "bidirectional",
                              "glove", "glove_vocab", "teacher", "distill_weight", "emb_lr", "sparse_emb", "freeze_emb_epochs",
-                             "dropout", "emb_dropout", "word_dropout", "repeat_long", "average", "lr", "lr_decay", "weight_decay",
+                             "dropout", "emb_dropout", "word_dropout", "repeat_long", "repeat", "average", "lr", "lr_decay", "weight_decay",
                              "batch_size", "clip", "min_freq", "max_vocab", "seed", "select", "pooling", "init_from")}},
         }
         gru_format.write_model_dir(
@@ -659,6 +663,9 @@ def main(argv=None):
                     help="training only: replace each token by <unk> with this probability")
     ap.add_argument("--repeat-long", type=int, default=1,
                     help="rows with >= --long-tokens tokens appear this many times per epoch")
+    ap.add_argument("--repeat", action="append", default=[], metavar="TRAIN=K",
+                    help="the rows of --train file TRAIN are seen K times an epoch (the vocabulary "
+                         "still counts them once)")
     ap.add_argument("--average", type=int, default=1,
                     help="average the weights of the last K epochs up to the best (K > 1)")
     ap.add_argument("--lr", type=float, default=2e-3)
@@ -729,6 +736,13 @@ def main(argv=None):
         ap.error("--train and --dev are required (or --eval DIR --data TSV)")
     if args.rnn == "lstm" and args.out:
         ap.error("--rnn lstm cannot be written as a model directory (the engine serves GRUs)")
+    repeat = {}
+    for r in args.repeat:
+        path, _, k = r.rpartition("=")
+        if path not in args.train or not k.isdigit() or int(k) < 1:
+            ap.error(f"--repeat {r}: want TRAIN=K, TRAIN one of the --train files, K >= 1")
+        repeat[path] = int(k)
+    args.repeat = repeat
     return train(args)
 
 
