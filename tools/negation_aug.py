@@ -24,6 +24,8 @@ import argparse
 import random
 import re
 
+from sst2_proxy import read  # label<TAB>text rows, header checked
+
 # Negations of a word: "{w}" is the lexicon word. All flip the word's label.
 TEMPLATES = [
     "not {w}",
@@ -49,13 +51,6 @@ VERB_NEGATED = ["i did n't {v} it .", "i do n't {v} it .", "i did not {v} this m
 VERB_PLAIN = ["i {v} it .", "i really {v} this movie ."]
 
 WORD = re.compile(r"[a-z]{3,}")
-
-
-def read(path):
-    with open(path, encoding="utf-8", newline="\n") as f:
-        if f.readline().rstrip("\n").split("\t")[:2] != ["label", "text"]:
-            raise SystemExit(f"{path}: header must be 'label<TAB>text'")
-        return [tuple(line.rstrip("\n").split("\t", 1)) for line in f if line.strip()]
 
 
 def generate(rows, seed):
