@@ -6,7 +6,7 @@ model trained on it reads "Not bad at all!" as negative. This writes a small tra
 teaches the flip, built from the labelled one-word phrases of a train TSV (the lexicon: "bad" 0,
 "charming" 1, ...; 3,334 words in SST-2 train) and a fixed list of sentiment verbs:
 
-- each lexicon word w with label y gives TEMPLATES_PER_WORD negated texts ("not w at all",
+- each lexicon word w with label y gives --per-word negated texts (default 2) ("not w at all",
   "it was n't w .", "never w .", ...), templates drawn at random, each labelled 1 - y;
 - each verb v (VERBS, with the label of "i v it") gives its negated forms ("i did n't v it",
   labelled 1 - y) and its plain form (labelled y), so that "did n't" alone does not mean a flip.
@@ -41,7 +41,6 @@ TEMPLATES = [
     "the movie was n't {w} .",
     "i did n't find it {w} .",
 ]
-TEMPLATES_PER_WORD = 2
 
 # Sentiment verbs and the label of "i VERB it" (hand-written; the lexicon has few verbs).
 VERBS = {"love": 1, "like": 1, "enjoy": 1, "recommend": 1, "adore": 1, "admire": 1,
@@ -53,7 +52,7 @@ VERB_PLAIN = ["i {v} it .", "i really {v} this movie ."]
 WORD = re.compile(r"[a-z]{3,}")
 
 
-def generate(rows, seed):
+def generate(rows, seed, per_word):
     """[(label, text)]: the negated lexicon words, then the verb forms."""
     rng = random.Random(seed)
     lexicon = {}
@@ -64,7 +63,7 @@ def generate(rows, seed):
     out = []
     for w in sorted(lexicon):
         flipped = "1" if lexicon[w] == "0" else "0"
-        for t in rng.sample(TEMPLATES, TEMPLATES_PER_WORD):
+        for t in rng.sample(TEMPLATES, per_word):
             out.append((flipped, t.format(w=w)))
     for v, y in sorted(VERBS.items()):
         for t in VERB_NEGATED:
@@ -79,8 +78,10 @@ def main():
     ap.add_argument("--phrases", required=True, help="labelled TSV whose one-word rows are the lexicon")
     ap.add_argument("--out", required=True, help="TSV to write")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--per-word", type=int, default=2, choices=range(1, len(TEMPLATES) + 1),
+                    metavar="N", help="negated texts per lexicon word")
     args = ap.parse_args()
-    out, n_words = generate(read(args.phrases), args.seed)
+    out, n_words = generate(read(args.phrases), args.seed, args.per_word)
     with open(args.out, "w", encoding="utf-8", newline="\n") as f:
         f.write("label\ttext\n")
         for label, text in out:
