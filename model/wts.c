@@ -32,14 +32,10 @@ struct wts_file {
     int f32_copied; /* the F32 tensors are in copy too (some were misaligned) */
 };
 
-const char *wts_dtype_name(wts_dtype_t d) {
-    switch (d) {
-    case WTS_F32: return "F32";
-    case WTS_F16: return "F16";
-    case WTS_BF16: return "BF16";
-    }
-    return "?";
-}
+static const char *const DTYPE_NAMES[] = {"F32", "F16", "BF16"}; /* by wts_dtype_t */
+#define N_DTYPES (sizeof DTYPE_NAMES / sizeof *DTYPE_NAMES)
+
+const char *wts_dtype_name(wts_dtype_t d) { return (unsigned)d < N_DTYPES ? DTYPE_NAMES[d] : "?"; }
 
 /* Bytes per element in the file. */
 static size_t dtype_size(wts_dtype_t d) { return d == WTS_F32 ? 4 : 2; }
@@ -126,12 +122,12 @@ static int parse_tensor(wts_tensor_t *t, span_t *sp, const char *key, json_t *in
         return gru__errorf(err, errlen, -EPROTO, "%s: tensor %s: header entry is not an object", path, key);
     const char *dtype = json_string_value(json_object_get(info, "dtype"));
     if (!dtype) return gru__errorf(err, errlen, -EPROTO, "%s: tensor %s: missing dtype", path, key);
-    if (strcmp(dtype, "F32") == 0) t->dtype = WTS_F32;
-    else if (strcmp(dtype, "F16") == 0) t->dtype = WTS_F16;
-    else if (strcmp(dtype, "BF16") == 0) t->dtype = WTS_BF16;
-    else
+    size_t di = 0;
+    while (di < N_DTYPES && strcmp(dtype, DTYPE_NAMES[di]) != 0) di++;
+    if (di == N_DTYPES)
         return gru__errorf(err, errlen, -EPROTO, "%s: tensor %s: dtype %.40s, expected F32, F16 or BF16", path,
                            key, dtype);
+    t->dtype = (wts_dtype_t)di;
     json_t *shape = json_object_get(info, "shape");
     if (!json_is_array(shape) || json_array_size(shape) > WTS_MAX_DIMS)
         return gru__errorf(err, errlen, -EPROTO, "%s: tensor %s: shape must be a list of at most %d ints",
