@@ -35,6 +35,7 @@ gru_add_e2e_test(e2e_kserve_single test_kserve.py 1 1)
 gru_add_e2e_test(e2e_kserve_pool test_kserve.py 2 1)
 gru_add_e2e_test(e2e_parity test_parity.py 2 1)
 gru_add_e2e_test(e2e_routing test_routing.py 2 1)
+gru_add_e2e_test(e2e_fold test_fold.py 1 1)
 # Concurrency scenarios: give them the machine.
 gru_add_e2e_test(e2e_batching test_batching.py 2 2)
 gru_add_e2e_test(e2e_drain test_drain.py 2 2)

@@ -433,6 +433,13 @@ def train(args):
             for i, vec in pretrained.items():
                 model.embedding.weight[i] = torch.from_numpy(vec)
         print(f"embedding: {len(pretrained)} of {len(vocab)} rows from {args.glove}", flush=True)
+    if args.embedding_from:  # an ensemble member that shares another model's embedding
+        _, evocab, emodel = load_model_dir(args.embedding_from)
+        if evocab != vdict:
+            raise SystemExit(f"{args.embedding_from}: its vocabulary differs from this run's")
+        with torch.no_grad():
+            model.embedding.weight.copy_(emodel.embedding.weight)
+        print(f"embedding: all {len(vocab)} rows from {args.embedding_from}", flush=True)
     if args.init_from:  # continue a stopped run: its best state, a fresh optimizer at --lr
         ck = load_checkpoint(args.init_from, vocab)
         model.load_state_dict(ck["state"])
@@ -620,7 +627,7 @@ def train(args):
                              "embedding_dim", "hidden_size", "num_layers", "bidirectional",
                              "glove", "glove_vocab", "teacher", "distill_weight", "emb_lr", "sparse_emb", "freeze_emb_epochs",
                              "dropout", "emb_dropout", "word_dropout", "repeat_long", "repeat", "average", "lr", "lr_decay", "weight_decay",
-                             "batch_size", "clip", "min_freq", "max_vocab", "seed", "select", "pooling", "init_from")}},
+                             "batch_size", "clip", "min_freq", "max_vocab", "seed", "select", "pooling", "init_from", "embedding_from")}},
         }
         gru_format.write_model_dir(
             args.out, sd, vocab, labels=LABELS, embedding_dim=args.embedding_dim,
@@ -703,6 +710,10 @@ def main(argv=None):
     ap.add_argument("--languages", default="",
                     help="comma-separated languages written to config.json (e.g. en)")
     ap.add_argument("--checkpoint", help="torch.save the best state here after each improvement")
+    ap.add_argument("--embedding-from", metavar="DIR",
+                    help="copy the embedding of this model directory (same vocabulary); with "
+                         "--freeze-emb-epochs N >= --epochs the run trains a member that shares it "
+                         "(tools/fold.py)")
     ap.add_argument("--init-from", metavar="CK",
                     help="start from the state saved by another run's --checkpoint (same data and "
                          "vocabulary; the optimizer starts afresh at --lr): continues a run that a "
