@@ -6,7 +6,8 @@
  * as much as the arithmetic. Packing W once into column panels and running an AVX2+FMA
  * micro-kernel over them does only the arithmetic. Each output element is one dot product
  * summed in index order, whatever the batch: a text's result does not depend on which other
- * texts share its batch.
+ * texts share its batch. A panel skips its leading and trailing columns of zeros (their terms are
+ * exact zeros for finite x), so a block-diagonal W costs its blocks.
  *
  * Available on x86-64 CPUs with AVX2 and FMA, for N a multiple of 24 (3H with H a multiple of
  * 8); elsewhere mm_pack() returns -ENOTSUP and the caller keeps using BLAS. */
