@@ -93,35 +93,23 @@ def evaluate(out_dir, dev, reports, data_root):
     with open(os.path.join(out_dir, "config.json"), encoding="utf-8") as f:
         tk = json.load(f)["tokenizer"]
 
-    def data_of(paths):
+    def measured(paths):  # evaluate()'s metrics on the rows of paths together
         data, lens = [], []
         for p in paths:
-            toks = T.tokenize_rows(T.read_tsv(p), tk["kind"], tk["lowercase"])
-            data += T.encode_rows(toks, vocab, tk["max_tokens"])
-            lens += [len(t) for _, t in toks]
-        return data, lens
-
-    def rel(p):  # as train.py records a dataset path
-        r = os.path.relpath(p, data_root)
-        return p if r.startswith("..") else r
+            d, L = T.encode_file(p, tk["kind"], tk["lowercase"], vocab, tk["max_tokens"])
+            data, lens = data + d, lens + L
+        return T.evaluate(model, data, T.LONG_TOKENS, lens)
 
     metrics = {}
     if dev:
-        data, lens = data_of(dev)
-        m = T.evaluate(model, data, T.LONG_TOKENS, lens)
+        m = measured(dev)
         print(f"dev {' '.join(dev)}: {T.fmt_metrics(m)}", flush=True)
-        metrics.update({"dev_accuracy": m["accuracy"], "dev_macro_f1": m["macro_f1"],
-                        "dev_examples": m["examples"], "dev_per_class": m["per_class"],
-                        "dev_long_accuracy": m["long"]["accuracy"],
-                        "dev_long_examples": m["long"]["examples"],
-                        "dev_long_min_tokens": T.LONG_TOKENS})
+        metrics.update(T.dev_config_metrics(m))
     if reports:
-        metrics["reports"] = {}
-    for p in reports:
-        data, lens = data_of([p])
-        r = T.evaluate(model, data, T.LONG_TOKENS, lens)
-        print(f"report {p}: {T.fmt_metrics(r)}", flush=True)
-        metrics["reports"][rel(p)] = {"accuracy": r["accuracy"], "examples": r["examples"]}
+        rm = {p: measured([p]) for p in reports}
+        for p, r in rm.items():
+            print(f"report {p}: {T.fmt_metrics(r)}", flush=True)
+        metrics["reports"] = T.reports_config_metrics(rm, data_root)
     return metrics
 
 

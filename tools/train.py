@@ -31,7 +31,6 @@ OPENBLAS_NUM_THREADS / OMP_NUM_THREADS / MKL_NUM_THREADS (set before torch is im
 import argparse
 import collections
 import json
-import math
 import os
 import random
 import sys
@@ -108,6 +107,31 @@ def build_vocab(token_lists, min_freq, max_size):
 def encode_rows(tok_rows, vocab_dict, max_tokens):
     """[(label, [ids])] with at most max_tokens ids (the first ones), as the server does."""
     return [(lab, gru_tokenizer.encode(toks, vocab_dict, max_tokens)[0]) for lab, toks in tok_rows]
+
+
+def encode_file(path, kind, lowercase, vocab_dict, max_tokens):
+    """A labelled TSV, encoded: ([(label, [ids])], the untruncated token count of each row)."""
+    tok = tokenize_rows(read_tsv(path), kind, lowercase)
+    return encode_rows(tok, vocab_dict, max_tokens), [len(t) for _, t in tok]
+
+
+def dataset_key(path, data_root):
+    """A dataset path as config.json records it: relative to data_root when inside it."""
+    r = os.path.relpath(path, data_root) if data_root else path
+    return path if r.startswith("..") else r
+
+
+def dev_config_metrics(m):
+    """The dev figures of config.json "metrics", from evaluate()'s metrics m."""
+    return {"dev_accuracy": m["accuracy"], "dev_macro_f1": m["macro_f1"], "dev_examples": m["examples"],
+            "dev_per_class": m["per_class"], "dev_long_accuracy": m["long"]["accuracy"],
+            "dev_long_examples": m["long"]["examples"], "dev_long_min_tokens": m["long"]["min_tokens"]}
+
+
+def reports_config_metrics(reports, data_root):
+    """config.json "metrics.reports" from {path: evaluate()'s metrics}."""
+    return {dataset_key(p, data_root): {"accuracy": r["accuracy"], "examples": r["examples"]}
+            for p, r in reports.items()}
 
 
 def make_batches(data, batch_size, rng=None):
@@ -368,9 +392,8 @@ def load_checkpoint(path, vocab):
 def train(args):
     t_start = time.time()
 
-    def rel(p):  # a dataset path as recorded in config.json: relative to --data-root if inside
-        r = os.path.relpath(p, args.data_root) if args.data_root else p
-        return p if r.startswith("..") else r
+    def rel(p):  # a dataset path as recorded in config.json
+        return dataset_key(p, args.data_root)
 
     random.seed(args.seed)
     torch.manual_seed(args.seed)
@@ -416,8 +439,7 @@ def train(args):
     dev_lens = [len(t) for _, t in dev_tok]
     reports = []  # (path, data, token lengths): evaluated each epoch, never used for selection
     for p in args.report:
-        tok = tokenize_rows(read_tsv(p), args.kind, lowercase)
-        reports.append((p, encode_rows(tok, vdict, args.max_tokens), [len(t) for _, t in tok]))
+        reports.append((p, *encode_file(p, args.kind, lowercase, vdict, args.max_tokens)))
     n_unk = sum(i == 1 for _, ids in dev_data for i in ids)
     n_tok = sum(len(ids) for _, ids in dev_data)
     print(f"vocab {len(vocab)} (min_freq {args.min_freq}, max {args.max_vocab}); "
@@ -606,16 +628,8 @@ def train(args):
     if args.out:
         sd = export_state_dict(model, args.num_layers, args.bidirectional)
         extra = {
-            "metrics": {"dev_accuracy": m["accuracy"], "dev_macro_f1": m["macro_f1"],
-                        "dev_examples": m["examples"],
-                        "dev_per_class": m["per_class"],
-                        f"dev_long_accuracy": m["long"]["accuracy"],
-                        "dev_long_examples": m["long"]["examples"],
-                        "dev_long_min_tokens": args.long_tokens,
-                        "dev_by_file": dev_files,
-                        "dev_by_tokens": dev_len,
-                        "reports": {rel(p): {"accuracy": r["accuracy"], "examples": r["examples"]}
-                                    for p, r in final_reports.items()}},
+            "metrics": {**dev_config_metrics(m), "dev_by_file": dev_files, "dev_by_tokens": dev_len,
+                        "reports": reports_config_metrics(final_reports, args.data_root)},
             "dataset": {"train": [rel(p) for p in args.train],
                         "dev": [rel(p) for p in args.dev],
                         "train_examples": len(train_data)},
